@@ -1,0 +1,32 @@
+# Quick start: `make demo` and `make test` set everything up on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE := disabled
+
+.PHONY: venv test demo sample-model clean
+
+venv: $(VENV)/.installed
+
+# torch/torchvision first and pinned: an unpinned torch resolves to gigabytes of CUDA wheels
+# from the index; 2.14.1 + 0.29.1 install from this machine's local package files.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: venv
+	$(VENV)/bin/wit demo --output demo_output
+
+# Retrain the bundled offline scorer (models/wit-tiny-scorer.pt) from generated scenes.
+sample-model: venv
+	$(VENV)/bin/wit sample train-scorer --output models
+
+clean:
+	rm -rf demo_output .pytest_cache

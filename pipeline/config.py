@@ -1,0 +1,283 @@
+"""Curation config: frozen dataclasses, YAML loading and ``--set`` overrides.
+
+Input: YAML files (later ones override earlier ones; ``configs/base.yaml`` first)
+and ``key.sub=value`` overrides. Output: a validated, frozen ``CurateConfig``.
+Unknown sections or keys and values of the wrong type are a ``ConfigError``
+before anything runs. YAML holds values only; stage order is code (build.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+BASE_CONFIG = CONFIG_DIR / "base.yaml"
+
+RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
+ENCODE_FORMATS = ("jpg", "webp", "png")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; raised before the pipeline is built."""
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    max_depth: int = 3
+    max_pages: int = 10000
+    same_host: bool = True
+    concurrency: int = 8
+    max_page_bytes: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    total_timeout_s: float = 30.0
+    max_bytes: int = 20_000_000
+    max_redirects: int = 5
+    retries: int = 1
+    concurrency: int = 32
+    user_agent: str = "wit-curator/0.1 (+https://github.com/wit-curator/wit-curator)"
+    respect_robots: bool = True
+    respect_noai: bool = True
+    allow_private_networks: bool = False
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    min_words: int = 3
+    min_chars: int = 6
+    max_words: int = 64
+    max_chars: int = 1000
+    placeholders: tuple = (
+        "image", "images", "photo", "photos", "picture", "pic", "img", "logo",
+        "icon", "banner", "spacer", "thumbnail", "thumb", "click here", "placeholder",
+        "untitled", "no alt", "alt", "graphic", "avatar", "button",
+    )
+    navigation: tuple = (
+        "next", "prev", "previous", "home", "up", "back", "forward", "top",
+        "more", "menu", "«", "»", "‹", "›", "←", "→", "↑", "↓", "<", ">", "<<", ">>",
+    )
+
+
+@dataclass(frozen=True)
+class ResizeConfig:
+    image_size: int = 256
+    mode: str = "border"
+    resize_only_if_bigger: bool = False
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit
+
+
+@dataclass(frozen=True)
+class ImageRulesConfig:
+    min_side: int = 32
+    max_aspect: float = 3.0
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    url: bool = True
+    image_exact: bool = True
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    enabled: bool = True
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    min_score: float = 0.28
+    batch_size: int = 64
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    samples_per_shard: int = 10000
+    rejections_per_file: int = 200000
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    resize: ResizeConfig = field(default_factory=ResizeConfig)
+    image: ImageRulesConfig = field(default_factory=ImageRulesConfig)
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so YAML/JSON dumps are clean."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(section: str, name: str, hint: Any, value: Any) -> Any:
+    """Check ``value`` against a field's annotation; convert what is safe."""
+    where = f"{section}.{name}"
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if hint is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    return value
+
+
+def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in section '{section}': {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    kwargs = {k: _coerce(section, k, hints[k], v) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _merge(dst: dict, src: Mapping[str, Any], origin: str) -> None:
+    for section, values in src.items():
+        if values is None:
+            continue
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: section '{section}' must be a mapping")
+        dst.setdefault(section, {}).update(values)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"score.min_score=0.3"`` -> ("score", "min_score", 0.3) (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key.sub=value, got {text!r}")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set key must be section.key, got {dotted!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {dotted}: cannot parse value {raw!r}: {exc}") from None
+    return parts[0], parts[1], value
+
+
+def from_dict(raw: Mapping[str, Any]) -> CurateConfig:
+    sections = {f.name: f for f in dataclasses.fields(CurateConfig)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(unknown)}")
+    hints = typing.get_type_hints(CurateConfig)
+    built = {name: _build_section(hints[name], name, raw.get(name, {})) for name in sections}
+    cfg = CurateConfig(**built)
+    validate(cfg)
+    return cfg
+
+
+def load_config(paths: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = ()) -> CurateConfig:
+    """Base config, then each YAML in order, then ``--set`` overrides."""
+    merged: dict = {}
+    for path in [BASE_CONFIG, *[Path(p) for p in paths]]:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        _merge(merged, data, str(path))
+    for text in overrides:
+        section, key, value = parse_override(text)
+        merged.setdefault(section, {})[key] = value
+    return from_dict(merged)
+
+
+def validate(cfg: CurateConfig) -> None:
+    """Cross-field checks; raises ConfigError with the offending key."""
+    checks = [
+        (cfg.resize.mode in RESIZE_MODES, f"resize.mode must be one of {RESIZE_MODES}"),
+        (cfg.resize.encode_format in ENCODE_FORMATS, f"resize.encode_format must be one of {ENCODE_FORMATS}"),
+        (8 <= cfg.resize.image_size <= 8192, "resize.image_size must be in [8, 8192]"),
+        (1 <= cfg.resize.encode_quality <= 100, "resize.encode_quality must be in [1, 100]"),
+        (cfg.crawl.max_depth >= 0, "crawl.max_depth must be >= 0"),
+        (cfg.crawl.max_pages >= 1, "crawl.max_pages must be >= 1"),
+        (cfg.fetch.max_bytes > 0, "fetch.max_bytes must be > 0"),
+        (cfg.fetch.max_redirects >= 0, "fetch.max_redirects must be >= 0"),
+        (cfg.fetch.concurrency >= 1, "fetch.concurrency must be >= 1"),
+        (cfg.image.max_aspect >= 1.0, "image.max_aspect must be >= 1"),
+        (-1.0 <= cfg.score.min_score <= 1.0, "score.min_score must be a cosine in [-1, 1]"),
+        (cfg.score.batch_size >= 1, "score.batch_size must be >= 1"),
+        (cfg.score.device in ("auto", "cpu", "cuda"), "score.device must be auto, cpu or cuda"),
+        (not cfg.score.enabled or bool(cfg.score.model), "score.model is required when scoring"),
+        (cfg.output.samples_per_shard >= 1, "output.samples_per_shard must be >= 1"),
+        (cfg.output.rejections_per_file >= 1, "output.rejections_per_file must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def with_overrides(cfg: CurateConfig, **sections: Mapping[str, Any]) -> CurateConfig:
+    """A copy of ``cfg`` with some keys changed, validated like YAML input."""
+    raw = cfg.to_dict()
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return from_dict(raw)
+
+
+def dump_yaml(cfg: CurateConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,213 @@
+"""Record types that cross pipeline stages, and the closed set of drop reasons.
+
+Input: nothing (type definitions only). Output: immutable records.
+Every stage emits its own record type that carries the previous one, so a sample
+that reaches the shard writer still knows the page, the alt text and the fetch
+that produced it. Drop reasons are a closed enum of ``"<stage>.<reason>"``
+strings; metric names and parquet values use them, free text goes in ``detail``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+DETAIL_MAX_CHARS = 300
+
+
+class DropReason(str, enum.Enum):
+    """Why a pair was dropped. The prefix before the dot is the stage."""
+
+    # page crawl (pages are not pairs; these go to the page funnel in stats.json)
+    CRAWL_HTTP_4XX = "crawl.http_4xx"
+    CRAWL_HTTP_5XX = "crawl.http_5xx"
+    CRAWL_NOT_HTML = "crawl.not_html"
+    CRAWL_ROBOTS = "crawl.robots_disallowed"
+    CRAWL_ERROR = "crawl.error"
+    CRAWL_PRIVATE = "crawl.private_address"
+    CRAWL_TOO_LARGE = "crawl.too_large"
+    # extraction
+    EXTRACT_DATA_URI = "extract.data_uri"
+    EXTRACT_BAD_URL = "extract.bad_url"
+    # caption rules
+    CAPTION_EMPTY = "caption.empty"
+    CAPTION_FILENAME = "caption.filename"
+    CAPTION_URL = "caption.url_like"
+    CAPTION_PLACEHOLDER = "caption.placeholder"
+    CAPTION_NAVIGATION = "caption.navigation"
+    CAPTION_TOO_SHORT = "caption.too_short"
+    CAPTION_TOO_LONG = "caption.too_long"
+    # url dedupe
+    DEDUPE_URL = "dedupe.url"
+    # image fetch
+    FETCH_TIMEOUT = "fetch.timeout"
+    FETCH_CONNECT = "fetch.connect"
+    FETCH_DNS = "fetch.dns"
+    FETCH_HTTP_4XX = "fetch.http_4xx"
+    FETCH_HTTP_5XX = "fetch.http_5xx"
+    FETCH_TOO_LARGE = "fetch.too_large"
+    FETCH_NOT_IMAGE = "fetch.not_image"
+    FETCH_ROBOTS = "fetch.robots_disallowed"
+    FETCH_NOAI = "fetch.noai"
+    FETCH_PRIVATE = "fetch.private_address"
+    FETCH_REDIRECT_LOOP = "fetch.redirect_loop"
+    FETCH_BAD_URL = "fetch.bad_url"
+    FETCH_ERROR = "fetch.error"
+    # decode / resize and image rules
+    IMAGE_UNDECODABLE = "image.undecodable"
+    IMAGE_TOO_MANY_PIXELS = "image.too_many_pixels"
+    IMAGE_TOO_SMALL = "image.too_small"
+    IMAGE_BAD_ASPECT = "image.bad_aspect"
+    # image dedupe
+    DEDUPE_IMAGE_EXACT = "dedupe.image_exact"
+    DEDUPE_IMAGE_NEAR = "dedupe.image_near"
+    # CLIP scoring
+    CLIP_BELOW_THRESHOLD = "clip.below_threshold"
+    CLIP_SCORE_ERROR = "clip.score_error"
+
+    @property
+    def stage(self) -> str:
+        return self.value.split(".", 1)[0]
+
+    def __str__(self) -> str:  # logs and f-strings show the code, not the member name
+        return self.value
+
+
+def make_key(page_url: str, index: int) -> str:
+    """Stable sample key: the page URL and the ``<img>``'s position on it.
+
+    Hex only (webdataset splits member names on the first dot), and the same
+    input always gives the same key, so reruns write identical shards.
+    """
+    digest = hashlib.sha1(f"{page_url}\n{index}".encode("utf-8")).hexdigest()
+    return digest[:20]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A fetched HTML page (FetchPages output)."""
+
+    url: str
+    html: bytes
+    depth: int
+    content_type: str = ""
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class PageFailure:
+    """A page that could not be crawled (counted in the page funnel, not a pair)."""
+
+    url: str
+    reason: DropReason
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AltPair:
+    """One ``<img>`` with its alt text and context (ExtractAltText output)."""
+
+    key: str
+    page_url: str
+    image_url: str
+    caption: str
+    position: int = 0  # index of the <img> on its page
+    page_title: str = ""
+    title: str = ""
+    figcaption: str = ""
+    heading: str = ""
+    lang: str = ""
+    declared_width: Optional[int] = None
+    declared_height: Optional[int] = None
+    extra: tuple = ()  # ((name, value), ...) carried into metadata
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    """Downloaded image bytes for a pair (FetchImages output)."""
+
+    pair: AltPair
+    data: bytes
+    final_url: str
+    mime: str
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class ResizedImage:
+    """A decoded, resized and re-encoded image (ResizeImages output).
+
+    ``data`` holds the encoded output image; the original bytes are dropped here
+    so they do not travel further through the pipeline.
+    """
+
+    pair: AltPair
+    data: bytes
+    ext: str  # "jpg", "webp" or "png": the tar member extension
+    width: int
+    height: int
+    original_width: int
+    original_height: int
+    sha256: str  # of the downloaded (original) bytes, as img2dataset
+    final_url: str = ""
+    mime: str = ""
+
+
+@dataclass(frozen=True)
+class ScoredImage:
+    """A resized image with its CLIP image-text similarity (ScoreClip output)."""
+
+    image: ResizedImage
+    clip_score: Optional[float] = None
+    clip_model: str = ""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The one shape of a dropped pair, whatever stage dropped it."""
+
+    key: str
+    stage: str
+    reason: str
+    detail: str = ""
+    page_url: str = ""
+    image_url: str = ""
+    caption: str = ""
+
+    @classmethod
+    def of(cls, pair: AltPair, reason: DropReason, detail: str = "") -> "Rejection":
+        return cls(
+            key=pair.key,
+            stage=reason.stage,
+            reason=reason.value,
+            detail=(detail or "")[:DETAIL_MAX_CHARS],
+            page_url=pair.page_url,
+            image_url=pair.image_url,
+            caption=pair.caption,
+        )
+
+
+def pair_of(record) -> AltPair:
+    """The AltPair inside any stage record."""
+    if isinstance(record, AltPair):
+        return record
+    if isinstance(record, ScoredImage):
+        return record.image.pair
+    return record.pair
+
+
+__all__ = [
+    "AltPair",
+    "DETAIL_MAX_CHARS",
+    "DropReason",
+    "FetchedImage",
+    "Page",
+    "PageFailure",
+    "Rejection",
+    "ResizedImage",
+    "ScoredImage",
+    "make_key",
+    "pair_of",
+]

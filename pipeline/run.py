@@ -1,0 +1,109 @@
+"""Run a curation end to end: checks before start, the Beam run, the summary.
+
+Input: a ``CurateConfig``, inputs, an output directory and Beam flags.
+Output: the files of the output contract and the parsed ``stats.json``.
+Everything that can fail without running the pipeline fails here first:
+config, inputs, an output directory that already holds a run, scorer weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import shard_format
+from pipeline.build import Inputs, build_pipeline
+from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
+from pipeline.runners import make_options, make_runner
+from transforms.write_shards import write_atomically
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = CONFIG_DIR.parent
+
+
+class OutputExists(RuntimeError):
+    """The output directory already holds a run and --overwrite was not given."""
+
+
+def resolve_project_path(value: str) -> str:
+    """A relative path that does not exist from the CWD is looked up from the project root
+    (so configs/sample.yaml works from anywhere)."""
+    if not value or os.path.isabs(value) or "://" in value or os.path.exists(value):
+        return value
+    candidate = PROJECT_ROOT / value
+    return str(candidate) if candidate.exists() else value
+
+
+def resolve_paths(cfg: CurateConfig) -> CurateConfig:
+    return with_overrides(cfg, score={"model": resolve_project_path(cfg.score.model),
+                                      "pretrained": resolve_project_path(cfg.score.pretrained)})
+
+
+def prepare_output(output_dir: str, overwrite: bool) -> None:
+    existing = [d for d in (shard_format.SHARDS_DIR, shard_format.REJECTIONS_DIR, shard_format.STATS_FILE)
+                if FileSystems.exists(FileSystems.join(output_dir, d))]
+    if existing and not overwrite:
+        raise OutputExists(f"{output_dir} already holds a run ({', '.join(existing)}); "
+                           "pass --overwrite to replace it or choose another --output")
+    if existing:
+        FileSystems.delete([FileSystems.join(output_dir, name) for name in existing])
+    if "://" not in output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+
+
+def check_scorer(cfg: CurateConfig) -> None:
+    """Load the scorer once before crawling: missing weights fail now, not in an hour."""
+    if not cfg.score.enabled:
+        return
+    from transforms.score import load_scorer, scorer_spec
+
+    start = time.monotonic()
+    load_scorer(scorer_spec(cfg.score))
+    log.info("scorer %s/%s loads (%.1fs)", cfg.score.model, cfg.score.pretrained, time.monotonic() - start)
+
+
+def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: Sequence[str] = (),
+                 overwrite: bool = False, score_handler=None) -> dict:
+    """Validate, run the pipeline to completion, return stats.json as a dict."""
+    if not inputs.seeds_file and not inputs.seed_urls:
+        raise ConfigError("no input: give --seeds FILE (one URL per line)")
+    cfg = resolve_paths(cfg)
+    if score_handler is None:
+        check_scorer(cfg)
+    prepare_output(output_dir, overwrite)
+    write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
+                     dump_yaml(cfg).encode("utf-8"))
+    options = make_options(beam_args)
+    runner = make_runner(options)
+    start = time.monotonic()
+    with beam.Pipeline(runner=runner, options=options) as p:
+        build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler)
+    log.info("pipeline finished in %.1fs", time.monotonic() - start)
+    return read_stats(output_dir)
+
+
+def read_stats(output_dir: str) -> dict:
+    with FileSystems.open(FileSystems.join(output_dir, shard_format.STATS_FILE)) as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+def format_funnel(stats: dict, output_dir: Optional[str] = None) -> str:
+    """A plain-text funnel for terminals and logs."""
+    lines = [f"pairs extracted {stats['pairs_extracted']}  kept {stats['kept']}  "
+             f"rejected {stats['rejected']}  (accounting {'ok' if stats['accounting_ok'] else 'BROKEN'})",
+             f"pages fetched {stats['pages']['fetched']}  failed {stats['pages']['failed']}"]
+    for row in stats["funnel"]:
+        dropped = ", ".join(f"{r} {n}" for r, n in row["dropped"].items()) or "-"
+        lines.append(f"  {row['stage']:<15} in {row['in']:>6}  out {row['out']:>6}  dropped: {dropped}")
+    if output_dir:
+        lines.append(f"output: {output_dir}/shards (tar+parquet, sizes.json), {output_dir}/rejections, "
+                     f"{output_dir}/stats.json")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Beam runner selection and pipeline options.
+
+Input: Beam's own command-line flags (passed through untouched). Output:
+``PipelineOptions`` and a runner. With no ``--runner`` (or ``DirectRunner``),
+the pipeline runs on Beam's Python ``FnApiRunner``: Beam's default direct runner
+first tries Prism, which downloads a runner binary from the internet and hangs
+or fails offline. ``--direct_running_mode=multi_processing
+--direct_num_workers=N`` still work (the FnApiRunner reads them). Any other
+runner name (DataflowRunner, PrismRunner, ...) is used as given.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+log = logging.getLogger(__name__)
+
+LOCAL_RUNNER_NAMES = ("", "DirectRunner", "FnApiRunner")
+
+
+def make_options(beam_args: Sequence[str]) -> PipelineOptions:
+    options = PipelineOptions(list(beam_args))
+    # Our DoFns import their modules at module level; nothing relies on __main__.
+    options.view_as(SetupOptions).save_main_session = False
+    return options
+
+
+def make_runner(options: PipelineOptions):
+    """The runner object for ``beam.Pipeline(runner=...)``, or None to let Beam choose by name."""
+    name = options.view_as(StandardOptions).runner or ""
+    if name not in LOCAL_RUNNER_NAMES:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    if name:
+        log.info("running %s as Beam's FnApiRunner (no Prism download)", name)
+    options.view_as(StandardOptions).runner = None
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)

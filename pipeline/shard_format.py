@@ -1,0 +1,149 @@
+"""The output contract: shard names, tar layout, parquet schemas, sizes.json.
+
+Input: plain rows (dicts) and encoded image bytes. Output: bytes of webdataset
+tars and parquet files, and helpers to list/read them. pyarrow and the standard
+library only: the trainer and other readers import this without Beam.
+
+Layout (DESIGN.md §6)::
+
+    OUT/shards/00000.tar      {key}.jpg {key}.txt {key}.json, members sorted by key
+    OUT/shards/00000.parquet  one row per sample (a superset of img2dataset's columns)
+    OUT/shards/sizes.json     {"00000.tar": n, ...}
+    OUT/rejections/NNNNN.parquet  key, stage, reason, detail, page_url, image_url, caption
+    OUT/stats.json, OUT/run_config.yaml
+
+Tars are byte-reproducible: fixed mtime, owner and mode, members in key order.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tarfile
+from typing import Iterable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SHARDS_DIR = "shards"
+REJECTIONS_DIR = "rejections"
+SIZES_FILE = "sizes.json"
+STATS_FILE = "stats.json"
+RUN_CONFIG_FILE = "run_config.yaml"
+TAR_MTIME = 946684800  # 2000-01-01: fixed so reruns give identical bytes
+
+SAMPLE_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("url", pa.string()),
+    ("caption", pa.string()),
+    ("status", pa.string()),
+    ("error_message", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("exif", pa.string()),
+    ("sha256", pa.string()),
+    ("phash", pa.string()),
+    ("clip_score", pa.float32()),
+    ("clip_model", pa.string()),
+    ("page_url", pa.string()),
+    ("final_url", pa.string()),
+    ("mime", pa.string()),
+    ("page_title", pa.string()),
+    ("title", pa.string()),
+    ("figcaption", pa.string()),
+    ("heading", pa.string()),
+    ("lang", pa.string()),
+    ("shard", pa.string()),
+])
+
+REJECTION_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("page_url", pa.string()),
+    ("image_url", pa.string()),
+    ("caption", pa.string()),
+])
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    info.mtime = TAR_MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def tar_bytes(samples: Sequence[Mapping]) -> bytes:
+    """A webdataset tar from samples ``{"key", "ext", "image", "caption", "meta"}``.
+
+    Samples are written in key order, each as image, txt, json members.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for s in sorted(samples, key=lambda s: s["key"]):
+            key = s["key"]
+            if "." in key or "/" in key:
+                raise ValueError(f"sample key must not contain '.' or '/': {key!r}")
+            _add_member(tar, f"{key}.{s['ext']}", s["image"])
+            _add_member(tar, f"{key}.txt", s["caption"].encode("utf-8"))
+            meta = json.dumps(s["meta"], sort_keys=True, ensure_ascii=False)
+            _add_member(tar, f"{key}.json", meta.encode("utf-8"))
+    return buf.getvalue()
+
+
+def parquet_bytes(rows: Iterable[Mapping], schema: pa.Schema) -> bytes:
+    """Rows (dicts) as a parquet file with exactly ``schema``'s columns."""
+    rows = list(rows)
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    table = pa.Table.from_pydict(columns, schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def sizes_json(sizes: Mapping[str, int]) -> bytes:
+    return (json.dumps(dict(sorted(sizes.items())), indent=1) + "\n").encode("utf-8")
+
+
+# ---- readers (local paths; the trainer and tests use these) -----------------
+
+
+def list_tars(shards_dir: str) -> list[str]:
+    """Sorted tar paths of a shards directory."""
+    return sorted(glob.glob(os.path.join(shards_dir, "*.tar")))
+
+
+def read_sizes(shards_dir: str) -> dict[str, int]:
+    """``sizes.json`` of a shards directory ({} when absent)."""
+    path = os.path.join(shards_dir, SIZES_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return {str(k): int(v) for k, v in json.load(fh).items()}
+
+
+def read_samples_table(shards_dir: str) -> pa.Table:
+    """All sidecar parquet rows of a shards directory, in shard order."""
+    paths = sorted(glob.glob(os.path.join(shards_dir, "*.parquet")))
+    if not paths:
+        return SAMPLE_SCHEMA.empty_table()
+    return pa.concat_tables([pq.read_table(p) for p in paths])
+
+
+def read_rejections_table(output_dir: str) -> pa.Table:
+    paths = sorted(glob.glob(os.path.join(output_dir, REJECTIONS_DIR, "*.parquet")))
+    if not paths:
+        return REJECTION_SCHEMA.empty_table()
+    return pa.concat_tables([pq.read_table(p) for p in paths])

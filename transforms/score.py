@@ -1,0 +1,160 @@
+"""ScoreClip: CLIP image-text cosine similarity per pair, through Beam's RunInference.
+
+Input: ``ResizedImage``. Output: ``ScoredImage`` (``clip_score``, ``clip_model``).
+Nothing is dropped here: ClipThreshold decides. The image scored is the resized
+one already in memory (no second download); the model's own eval preprocessing
+is applied to it, so scores match what open_clip would compute on that image.
+
+``OpenClipHandler`` is a custom ``ModelHandler``: the open_clip model and
+tokenizer are built in ``load_model()`` (on the worker, never pickled), batches
+are sized by ``score.batch_size``, and the GPU is used (fp16 autocast) when present.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from pipeline import metrics
+from pipeline.records import ResizedImage, ScoredImage
+
+log = logging.getLogger(__name__)
+
+
+class ScorerUnavailable(RuntimeError):
+    """The scorer's model or weights cannot be loaded; raised at startup."""
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    model: str
+    pretrained: str
+    batch_size: int = 64
+    device: str = "auto"
+
+    @property
+    def model_id(self) -> str:
+        name = os.path.basename(self.model).removesuffix(".json")
+        weights = os.path.basename(self.pretrained) if os.path.sep in self.pretrained else self.pretrained
+        return f"{name}/{weights}" if weights else name
+
+
+@dataclass
+class LoadedScorer:
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: str
+
+
+def _pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def load_scorer(spec: ScorerSpec) -> LoadedScorer:
+    """Build the open_clip model; ScorerUnavailable says how to supply missing weights."""
+    from trainer.model import create_model  # the one open_clip factory of the project
+
+    device = _pick_device(spec.device)
+    looks_like_file = spec.pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.sep in spec.pretrained
+    if looks_like_file and not os.path.exists(spec.pretrained):
+        raise ScorerUnavailable(
+            f"score.pretrained={spec.pretrained!r}: no such file. Give a local open_clip checkpoint "
+            "path, or an open_clip pretrained tag on a machine that can reach the model hub.")
+    try:
+        model, _train_tf, preprocess, tokenizer = create_model(spec.model, spec.pretrained, device=device)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise ScorerUnavailable(
+            f"cannot load scorer {spec.model!r} with weights {spec.pretrained!r}: {exc}. "
+            "On a machine without internet, download the weights elsewhere "
+            "(open_clip.create_model_and_transforms(model, pretrained=tag) caches them) and pass "
+            "--set score.pretrained=/path/to/open_clip_model.safetensors; or --set score.enabled=false."
+        ) from exc
+    model.eval()
+    return LoadedScorer(model, preprocess, tokenizer, device)
+
+
+def cosine_scores(scorer: LoadedScorer, images: Sequence, captions: Sequence[str]) -> list[float]:
+    """Cosine similarity of each (PIL image, caption) pair."""
+    import torch
+
+    pixels = torch.stack([scorer.preprocess(im) for im in images]).to(scorer.device)
+    tokens = scorer.tokenizer(list(captions)).to(scorer.device)
+    use_amp = scorer.device.startswith("cuda")
+    with torch.no_grad(), torch.autocast("cuda", enabled=use_amp, dtype=torch.float16):
+        img = scorer.model.encode_image(pixels)
+        txt = scorer.model.encode_text(tokens)
+    img = torch.nn.functional.normalize(img.float(), dim=-1)
+    txt = torch.nn.functional.normalize(txt.float(), dim=-1)
+    return (img * txt).sum(dim=-1).cpu().tolist()
+
+
+class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
+    """RunInference handler: a batch of ResizedImage -> cosine score per image."""
+
+    def __init__(self, spec: ScorerSpec):
+        super().__init__(min_batch_size=1, max_batch_size=spec.batch_size)
+        self.spec = spec
+
+    def load_model(self) -> LoadedScorer:
+        return load_scorer(self.spec)
+
+    def run_inference(self, batch: Sequence[ResizedImage], model: LoadedScorer,
+                      inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
+        from PIL import Image
+
+        images = []
+        for item in batch:
+            with Image.open(io.BytesIO(item.data)) as im:
+                images.append(im.convert("RGB"))
+        scores = cosine_scores(model, images, [item.pair.caption for item in batch])
+        return [PredictionResult(item, score, self.spec.model_id) for item, score in zip(batch, scores)]
+
+    def get_num_bytes(self, batch: Sequence[ResizedImage]) -> int:
+        return sum(len(item.data) for item in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "wit_score"
+
+
+def _to_scored(result: PredictionResult) -> ScoredImage:
+    metrics.inc(metrics.Counter.IMAGES_SCORED)
+    return ScoredImage(image=result.example, clip_score=float(result.inference), clip_model=result.model_id)
+
+
+class ScoreClip(beam.PTransform):
+    """ResizedImage -> ScoredImage (nothing dropped; see ClipThreshold)."""
+
+    def __init__(self, spec: ScorerSpec, handler: Optional[ModelHandler] = None):
+        super().__init__()
+        self.spec = spec
+        self.handler = handler or OpenClipHandler(spec)
+
+    def expand(self, images):
+        return (
+            images
+            | "RunInference" >> RunInference(self.handler)
+            | "ToScored" >> beam.Map(_to_scored)
+        )
+
+
+class SkipScoring(beam.PTransform):
+    """ResizedImage -> ScoredImage without a score (``score.enabled: false``)."""
+
+    def expand(self, images):
+        return images | "Unscored" >> beam.Map(lambda image: ScoredImage(image=image))
+
+
+def scorer_spec(cfg) -> ScorerSpec:
+    """ScorerSpec from the ``score`` config section."""
+    return ScorerSpec(cfg.model, cfg.pretrained, cfg.batch_size, cfg.device)

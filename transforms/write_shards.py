@@ -1,0 +1,167 @@
+"""WriteShards and WriteRejections: the files of the output contract.
+
+Input: ``ScoredImage`` (WriteShards) or ``Rejection`` (WriteRejections).
+Output files (through Beam ``FileSystems``, so local paths and ``gs://`` alike):
+``shards/NNNNN.tar`` + ``shards/NNNNN.parquet`` + ``shards/sizes.json``, and
+``rejections/NNNNN.parquet``. The returned PCollection holds ``(file name,
+rows)`` per file written. Nothing is dropped here.
+
+Shard assignment is deterministic and needs no global sort: the number of
+shards is ``ceil(count / per_shard)`` (count known from a side input) and a
+sample goes to ``int(key, 16) % n`` — keys are uniform hex digests, so shards
+come out near the target size. Within a file rows are sorted by key. Each file
+is written under a temporary name and renamed when complete (bundle retries).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import metrics, shard_format
+from pipeline.records import Rejection, ScoredImage
+
+
+def write_atomically(path: str, payload: bytes) -> None:
+    """Write to a unique temporary name, then rename over ``path``."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(tmp) as fh:
+        fh.write(payload)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def sample_row(scored: ScoredImage) -> dict:
+    """The parquet row / tar json of one kept sample (img2dataset columns first)."""
+    image, pair = scored.image, scored.image.pair
+    return {
+        "key": pair.key,
+        "url": pair.image_url,
+        "caption": pair.caption,
+        "status": "success",
+        "error_message": None,
+        "width": image.width,
+        "height": image.height,
+        "original_width": image.original_width,
+        "original_height": image.original_height,
+        "exif": None,
+        "sha256": image.sha256,
+        "phash": None,
+        "clip_score": scored.clip_score,
+        "clip_model": scored.clip_model or None,
+        "page_url": pair.page_url,
+        "final_url": image.final_url,
+        "mime": image.mime,
+        "page_title": pair.page_title,
+        "title": pair.title,
+        "figcaption": pair.figcaption,
+        "heading": pair.heading,
+        "lang": pair.lang,
+    }
+
+
+def rejection_row(rej: Rejection) -> dict:
+    return {name: getattr(rej, name) for name in shard_format.REJECTION_SCHEMA.names}
+
+
+def bucket_of(key: str, count: int, per_file: int) -> int:
+    buckets = max(1, math.ceil(count / per_file))
+    return int(key, 16) % buckets
+
+
+def _key_of(record) -> str:
+    return record.image.pair.key if isinstance(record, ScoredImage) else record.key
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, shards_dir: str):
+        self.shards_dir = shards_dir
+
+    def process(self, bucket_and_records):
+        bucket, records = bucket_and_records
+        name = shard_format.shard_name(bucket)
+        rows, samples = [], []
+        for scored in sorted(records, key=_key_of):
+            row = sample_row(scored)
+            row["shard"] = name
+            rows.append(row)
+            meta = {k: v for k, v in row.items() if k not in ("status", "error_message", "exif")}
+            samples.append({"key": row["key"], "ext": scored.image.ext, "image": scored.image.data,
+                            "caption": row["caption"], "meta": meta})
+        base = FileSystems.join(self.shards_dir, name)
+        write_atomically(base + ".tar", shard_format.tar_bytes(samples))
+        write_atomically(base + ".parquet", shard_format.parquet_bytes(rows, shard_format.SAMPLE_SCHEMA))
+        metrics.inc(metrics.Counter.SHARDS_WRITTEN)
+        metrics.inc(metrics.Counter.SAMPLES_WRITTEN, len(rows))
+        yield f"{name}.tar", len(rows)
+
+
+class _WriteRejectionFileFn(beam.DoFn):
+    def __init__(self, rejections_dir: str):
+        self.rejections_dir = rejections_dir
+
+    def process(self, bucket_and_records):
+        bucket, records = bucket_and_records
+        rows = [rejection_row(r) for r in sorted(records, key=lambda r: (r.key, r.reason))]
+        name = f"{shard_format.shard_name(bucket)}.parquet"
+        payload = shard_format.parquet_bytes(rows, shard_format.REJECTION_SCHEMA)
+        write_atomically(FileSystems.join(self.rejections_dir, name), payload)
+        metrics.inc(metrics.Counter.REJECTIONS_WRITTEN, len(rows))
+        yield name, len(rows)
+
+
+def _write_sizes(sizes: list, shards_dir: str) -> None:
+    write_atomically(FileSystems.join(shards_dir, shard_format.SIZES_FILE),
+                     shard_format.sizes_json(dict(sizes)))
+
+
+class _BucketAndWrite(beam.PTransform):
+    def __init__(self, per_file: int, writer: beam.DoFn):
+        super().__init__()
+        self.per_file, self.writer = per_file, writer
+
+    def expand(self, records):
+        count = records | "Count" >> beam.combiners.Count.Globally()
+        return (
+            records
+            | "AssignFile" >> beam.Map(
+                lambda r, n, per: (bucket_of(_key_of(r), n, per), r),
+                n=beam.pvalue.AsSingleton(count), per=self.per_file)
+            | "GroupByFile" >> beam.GroupByKey()
+            | "WriteFile" >> beam.ParDo(self.writer)
+        )
+
+
+class WriteShards(beam.PTransform):
+    """ScoredImage -> shards/NNNNN.tar|.parquet and shards/sizes.json; emits (tar name, n)."""
+
+    def __init__(self, output_dir: str, samples_per_shard: int):
+        super().__init__()
+        self.shards_dir = FileSystems.join(output_dir, shard_format.SHARDS_DIR)
+        self.samples_per_shard = samples_per_shard
+
+    def expand(self, scored):
+        written = scored | "Shards" >> _BucketAndWrite(self.samples_per_shard, _WriteShardFn(self.shards_dir))
+        _ = (
+            written
+            | "CollectSizes" >> beam.combiners.ToList()
+            | "WriteSizes" >> beam.Map(_write_sizes, self.shards_dir)
+        )
+        return written
+
+
+class WriteRejections(beam.PTransform):
+    """Rejection -> rejections/NNNNN.parquet; emits (file name, n)."""
+
+    def __init__(self, output_dir: str, rows_per_file: int):
+        super().__init__()
+        self.rejections_dir = FileSystems.join(output_dir, shard_format.REJECTIONS_DIR)
+        self.rows_per_file = rows_per_file
+
+    def expand(self, rejections):
+        return rejections | "Files" >> _BucketAndWrite(self.rows_per_file,
+                                                       _WriteRejectionFileFn(self.rejections_dir))

@@ -1,0 +1,89 @@
+"""WriteStats: ``stats.json`` — the funnel, counts per reason and the accounting identity.
+
+Input: count events, one per element: ``("pairs",)`` per extracted pair,
+``("kept",)`` per written sample, ``("drop", stage, reason)`` per rejection,
+``("page_ok",)`` / ``("page_fail", reason)`` per crawled page. Output: the
+stats.json file (through FileSystems). Counts are computed by the pipeline
+itself, so they hold on every runner (Beam metrics are best-effort on some).
+
+``pairs_extracted == kept + rejected`` is checked here and recorded as
+``accounting_ok``; a mismatch is logged as an error (it means a lost pair).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Mapping, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import shard_format
+from transforms.write_shards import write_atomically
+
+log = logging.getLogger(__name__)
+
+
+def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Mapping) -> dict:
+    """The stats.json document from ``(event, count)`` pairs."""
+    events = Counter()
+    for event, n in counted:
+        events[tuple(event)] += n
+    pairs = events[("pairs",)]
+    kept = events[("kept",)]
+    dropped_by_stage: dict = {stage: {} for stage in stage_order}
+    by_reason: Counter = Counter()
+    for event, n in events.items():
+        if event[0] == "drop":
+            _, stage, reason = event
+            dropped_by_stage.setdefault(stage, {})[reason] = n
+            by_reason[reason] += n
+    rejected = sum(by_reason.values())
+    funnel, flowing = [], pairs
+    for stage, reasons in dropped_by_stage.items():
+        dropped = sum(reasons.values())
+        funnel.append({"stage": stage, "in": flowing, "dropped": dict(sorted(reasons.items())),
+                       "out": flowing - dropped})
+        flowing -= dropped
+    page_failures = {e[1]: n for e, n in events.items() if e[0] == "page_fail"}
+    stats = {
+        "pairs_extracted": pairs,
+        "kept": kept,
+        "rejected": rejected,
+        "accounting_ok": pairs == kept + rejected,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "funnel": funnel,
+        "pages": {"fetched": events[("page_ok",)], "failed": sum(page_failures.values()),
+                  "failed_by_reason": dict(sorted(page_failures.items()))},
+    }
+    stats.update(extra)
+    if not stats["accounting_ok"]:
+        log.error("accounting mismatch: %d pairs extracted but %d kept + %d rejected",
+                  pairs, kept, rejected)
+    return stats
+
+
+def _write(counted, output_dir, stage_order, extra):
+    stats = build_stats(counted, stage_order, extra)
+    payload = (json.dumps(stats, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    write_atomically(FileSystems.join(output_dir, shard_format.STATS_FILE), payload)
+
+
+class WriteStats(beam.PTransform):
+    """Count events -> OUT/stats.json."""
+
+    def __init__(self, output_dir: str, stage_order: Sequence[str], extra: Mapping):
+        super().__init__()
+        self.output_dir = output_dir
+        self.stage_order = list(stage_order)
+        self.extra = dict(extra)
+
+    def expand(self, events):
+        return (
+            events
+            | "CountEvents" >> beam.combiners.Count.PerElement()
+            | "CollectCounts" >> beam.combiners.ToList()
+            | "WriteStatsJson" >> beam.Map(_write, self.output_dir, self.stage_order, self.extra)
+        )
