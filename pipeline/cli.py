@@ -1,0 +1,159 @@
+"""The ``wit`` command: curate, inspect, train, eval, sample, demo.
+
+Input: command-line arguments; unknown flags are Beam's and pass through
+untouched (``--runner``, ``--project``, ``--direct_num_workers``, ...).
+Output: exit code 0 on success, 2 on a usage/config error, 1 on a run failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+log = logging.getLogger("wit")
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Beam configures the root logger at import; force our format and level.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("apache_beam", "urllib3", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _add_curate(sub) -> None:
+    p = sub.add_parser("curate", help="crawl, filter, score and write shards")
+    p.add_argument("--config", action="append", default=[], help="YAML over configs/base.yaml (repeatable)")
+    p.add_argument("--output", required=True, help="output directory (local or gs://)")
+    p.add_argument("--seeds", help="file of seed URLs, one per line")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set score.min_score=0.3")
+    p.add_argument("--allow-private-networks", action="store_true",
+                   help="lift the SSRF guard (needed for loopback/intranet sites)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="show the funnel of a curated output")
+    p.add_argument("output", help="a wit curate output directory")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="the offline sample web")
+    ssub = p.add_subparsers(dest="sample_cmd", required=True)
+    serve = ssub.add_parser("serve", help="generate the sample web and serve it on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--seed", type=int, default=0)
+    write = ssub.add_parser("write", help="write the sample web (files + manifest.json) to a directory")
+    write.add_argument("directory")
+    write.add_argument("--seed", type=int, default=0)
+    scorer = ssub.add_parser("train-scorer", help="retrain the bundled offline scorer")
+    scorer.add_argument("--output", default="models")
+    scorer.add_argument("--steps", type=int, default=None)
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="serve the sample web, curate it, train on the result")
+    p.add_argument("--output", default="demo_output")
+    p.add_argument("--train-steps", type=int, default=300)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trainer.cli import add_eval_parser, add_train_parser
+
+    parser = argparse.ArgumentParser(prog="wit", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_curate(sub)
+    _add_inspect(sub)
+    add_train_parser(sub)
+    add_eval_parser(sub)
+    _add_sample(sub)
+    _add_demo(sub)
+    return parser
+
+
+def cmd_curate(args, beam_args: Sequence[str]) -> int:
+    from pipeline.build import Inputs
+    from pipeline.config import load_config
+    from pipeline.run import format_funnel, run_curation
+
+    overrides = list(args.overrides)
+    if args.allow_private_networks:
+        overrides.append("fetch.allow_private_networks=true")
+    cfg = load_config(args.config, overrides)
+    stats = run_curation(cfg, Inputs(seeds_file=args.seeds), args.output, beam_args, overwrite=args.overwrite)
+    print(format_funnel(stats, args.output))
+    return 0 if stats["accounting_ok"] else 1
+
+
+def cmd_inspect(args) -> int:
+    from pipeline.run import format_funnel, read_stats
+
+    print(format_funnel(read_stats(args.output), args.output))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from pipeline.sample import SampleServer, generate_site, write_site
+
+    if args.sample_cmd == "train-scorer":
+        from pipeline.sample.scorer import train_sample_scorer
+
+        result = train_sample_scorer(args.output, steps=args.steps)
+        print(f"scorer written to {result['checkpoint']} (AUC on held-out scenes {result['auc']:.3f})")
+        return 0
+    site = generate_site(seed=args.seed)
+    if args.sample_cmd == "write":
+        write_site(site, args.directory)
+        print(f"sample web written to {args.directory} ({len(site.manifest)} images in the manifest)")
+        return 0
+    with SampleServer(site, port=args.port) as server:
+        for url in server.seed_urls:
+            print(url, flush=True)
+        print("serving on 127.0.0.1; Ctrl-C to stop", file=sys.stderr, flush=True)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pipeline.demo import run_demo
+
+    run_demo(args.output, train_steps=args.train_steps)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    _setup_logging(args.verbose)
+    from pipeline.config import ConfigError
+    from pipeline.run import OutputExists
+    from transforms.score import ScorerUnavailable
+
+    if rest and args.command != "curate":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "curate":
+            return cmd_curate(args, rest)
+        if args.command == "inspect":
+            return cmd_inspect(args)
+        if args.command == "sample":
+            return cmd_sample(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        return args.handler(args)
+    except (ConfigError, OutputExists, ScorerUnavailable) as exc:
+        print(f"wit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

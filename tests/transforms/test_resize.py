@@ -1,0 +1,99 @@
+import io
+
+import pytest
+from PIL import Image
+
+from pipeline.records import DropReason
+from transforms.resize import DecodeError, ResizeSpec, resize_image, target_size
+
+
+def _jpeg(w, h, colour=(200, 30, 30), mode="RGB", fmt="JPEG", **save):
+    img = Image.new(mode, (w, h), colour if mode != "P" else 3)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode,src,expected", [
+    ("no", (640, 480), (640, 480)),
+    ("keep_ratio", (640, 480), (341, 256)),
+    ("keep_ratio_largest", (640, 480), (256, 192)),
+    ("center_crop", (640, 480), (256, 256)),
+    ("border", (640, 480), (256, 256)),
+    ("border", (100, 50), (256, 256)),
+    ("center_crop", (300, 900), (256, 256)),
+])
+def test_output_sizes_follow_img2dataset_modes(mode, src, expected):
+    res = resize_image(_jpeg(*src), ResizeSpec(image_size=256, mode=mode))
+    assert (res.width, res.height) == expected
+    assert (res.original_width, res.original_height) == src
+    with Image.open(io.BytesIO(res.data)) as out:
+        assert out.size == expected and out.format == "JPEG"
+
+
+def test_resize_only_if_bigger_does_not_upscale():
+    assert target_size(100, 50, ResizeSpec(256, "keep_ratio", resize_only_if_bigger=True)) == (100, 50)
+    assert target_size(100, 50, ResizeSpec(256, "keep_ratio")) == (512, 256)
+
+
+def test_border_pads_white():
+    res = resize_image(_jpeg(200, 50, colour=(0, 0, 0)), ResizeSpec(64, "border", encode_format="png"))
+    with Image.open(io.BytesIO(res.data)) as out:
+        assert out.getpixel((32, 1)) == (255, 255, 255)
+        assert out.getpixel((32, 32))[0] < 30
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "CMYK", "L"])
+def test_modes_become_rgb(mode):
+    colour = {"RGBA": (10, 20, 30, 0), "LA": (10, 0), "CMYK": (0, 0, 0, 0), "L": 128}.get(mode, None)
+    fmt = "JPEG" if mode in ("CMYK", "L") else "PNG"
+    data = _jpeg(64, 64, colour=colour, mode=mode, fmt=fmt)
+    res = resize_image(data, ResizeSpec(32, "center_crop", encode_format="png"))
+    with Image.open(io.BytesIO(res.data)) as out:
+        assert out.mode == "RGB"
+        if mode in ("RGBA", "LA"):  # fully transparent composited on white
+            assert out.getpixel((16, 16)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (80, 40), (0, 0, 255))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    res = resize_image(buf.getvalue(), ResizeSpec(40, "keep_ratio_largest"))
+    assert (res.original_width, res.original_height) == (40, 80)
+    assert (res.width, res.height) == (20, 40)
+
+
+def test_animated_gif_gives_first_frame():
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 255, 0))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    res = resize_image(buf.getvalue(), ResizeSpec(40, "no", encode_format="png"))
+    with Image.open(io.BytesIO(res.data)) as out:
+        r, g, _ = out.getpixel((20, 20))
+        assert r > 200 and g < 50
+
+
+def test_large_jpeg_uses_reduced_decoding_and_keeps_size():
+    res = resize_image(_jpeg(2400, 1600), ResizeSpec(256, "keep_ratio"))
+    assert (res.width, res.height) == (384, 256)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", _jpeg(64, 64)[:300]])
+def test_undecodable(data):
+    with pytest.raises(DecodeError) as err:
+        resize_image(data, ResizeSpec())
+    assert err.value.reason == DropReason.IMAGE_UNDECODABLE
+
+
+def test_pixel_limit_checked_before_decode():
+    with pytest.raises(DecodeError) as err:
+        resize_image(_jpeg(300, 300), ResizeSpec(max_pixels=10_000))
+    assert err.value.reason == DropReason.IMAGE_TOO_MANY_PIXELS
+
+
+def test_deterministic_bytes():
+    data = _jpeg(500, 333)
+    assert resize_image(data, ResizeSpec()).data == resize_image(data, ResizeSpec()).data
