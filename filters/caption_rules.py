@@ -1,8 +1,8 @@
 """CaptionRules: drop alt texts that do not describe their image.
 
 Input: ``AltPair``. Output: via ``ApplyRules``, kept pairs and rejections with
-``caption.empty``, ``caption.filename`` (``IMG_0042.JPG``, ``DSC01234``, paths,
-hashes), ``caption.url_like``, ``caption.placeholder`` ("logo", "click here"),
+``caption.empty``, ``caption.url_like``, ``caption.filename`` (``IMG_0042.JPG``,
+``DSC01234``, paths, hashes), ``caption.placeholder`` ("logo", "click here"),
 ``caption.navigation`` ("next", "«"), ``caption.too_short`` (DataComp's basic
 filter: more than 2 words and more than 5 characters are needed) and
 ``caption.too_long``. Checked in that order: the most specific reason wins.
@@ -50,10 +50,10 @@ def caption_verdict(caption: str, cfg: CaptionConfig) -> Verdict:
     norm = _norm(text)
     if not norm:
         return DropReason.CAPTION_EMPTY, "" if not text else f"only punctuation: {text[:40]!r}"
-    if any(rx.match(text) for rx in _FILENAME_RES):
-        return DropReason.CAPTION_FILENAME, text[:80]
     if _URL_RE.match(text):
         return DropReason.CAPTION_URL, text[:80]
+    if any(rx.match(text) for rx in _FILENAME_RES):
+        return DropReason.CAPTION_FILENAME, text[:80]
     if norm in {p.lower() for p in cfg.placeholders}:
         return DropReason.CAPTION_PLACEHOLDER, norm
     nav = {n.lower() for n in cfg.navigation}

@@ -366,10 +366,10 @@ def _add_http_cases(b: _Builder) -> None:
         src = f"/img/error_{i}.jpg"
         b.serve(src, error_page, HTML_TYPE, status=status)
         b.place(b.any_page(), src, b.caption(b.spec()), "http_500", DropReason.FETCH_HTTP_5XX, note=f"served as {status}")
-    sorry = b"<!DOCTYPE html><html><body><p>Sorry, this image is not available.</p></body></html>"
     for i, content_type in enumerate((JPEG, JPEG, HTML_TYPE)):
         src = f"/img/fake_{i}.jpg"
-        b.serve(src, sorry, content_type)
+        sorry = f"<!DOCTYPE html><html><body><p>Sorry, image {i} is not available.</p></body></html>"
+        b.serve(src, sorry.encode("ascii"), content_type)
         b.place(b.any_page(), src, b.caption(b.spec()), "not_image", DropReason.FETCH_NOT_IMAGE,
                 note=f"HTML body served as {content_type}")
     for i, tag in enumerate(("noai", "noai, noimageai", "noimageai")):
