@@ -125,8 +125,9 @@ def cmd_sample(args) -> int:
 def cmd_demo(args) -> int:
     from pipeline.demo import run_demo
 
-    run_demo(args.output, train_steps=args.train_steps)
-    return 0
+    result = run_demo(args.output, train_steps=args.train_steps)
+    print(result["summary"])
+    return 0 if result["stats"]["accounting_ok"] else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

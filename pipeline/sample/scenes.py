@@ -144,22 +144,27 @@ def _cells(count: int, w: int, h: int, rng: np.random.Generator) -> list[tuple[f
     return [cell for i, cell in enumerate(grid) if i != skip]
 
 
+def _ring(n: int, start: float, radii: tuple[float, ...] = (1.0,)) -> list[tuple[float, float]]:
+    """``n`` points evenly spaced on circles of alternating ``radii``, from angle ``start``."""
+    points = []
+    for k in range(n):
+        theta, rad = start + k * 2 * math.pi / n, radii[k % len(radii)]
+        points.append((rad * math.cos(theta), rad * math.sin(theta)))
+    return points
+
+
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    """Vertices of ``shape`` with circumradius-ish ``r`` around (cx, cy), rotated by ``angle``."""
+    """Vertices of ``shape`` within radius ``r`` of (cx, cy), rotated by ``angle``."""
     if shape == "square":
-        pts = [(math.cos(math.pi / 4 + k * math.pi / 2), math.sin(math.pi / 4 + k * math.pi / 2)) for k in range(4)]
+        pts = _ring(4, math.pi / 4)
     elif shape == "triangle":
-        pts = [(math.cos(-math.pi / 2 + k * 2 * math.pi / 3), math.sin(-math.pi / 2 + k * 2 * math.pi / 3)) for k in range(3)]
-        pts = [(x, y + 0.15) for x, y in pts]  # centre the triangle's mass in its box
+        pts = [(x, y + 0.15) for x, y in _ring(3, -math.pi / 2)]  # centre its mass in the box
     elif shape == "star":
-        pts = []
-        for k in range(10):
-            rad = 1.0 if k % 2 == 0 else 0.45
-            theta = -math.pi / 2 + k * math.pi / 5
-            pts.append((rad * math.cos(theta), rad * math.sin(theta)))
+        pts = _ring(10, -math.pi / 2, (1.0, 0.45))
     elif shape == "cross":
         a, b = 0.32, 0.9
-        pts = [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)]
+        pts = [(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a),
+               (a, b), (-a, b), (-a, a), (-b, a), (-b, -a), (-a, -a)]
     else:
         raise ValueError(f"no polygon for {shape!r}")
     cos_a, sin_a = math.cos(angle), math.sin(angle)

@@ -38,12 +38,12 @@ ROBOTS_TXT = "# sample web: images under /private/ are off limits\nUser-agent: *
 _IMAGE_HEADERS = (("Cache-Control", "public, max-age=86400"),)
 
 # (kind, expected reason, alt texts); None = the alt attribute is missing altogether.
-_LONG_WORDS = "shapes art print poster circle square modern wall decor cheap buy online best gift idea".split()
+_LONG_WORDS = "shapes art print poster circle square modern wall decor cheap buy online gift idea".split()
 JUNK_CASES: tuple[tuple[str, DropReason, tuple[Optional[str], ...]], ...] = (
     ("junk_empty", DropReason.CAPTION_EMPTY, ("", None, "", None)),
     ("junk_whitespace", DropReason.CAPTION_EMPTY, ("   ", "\t \n")),
     ("junk_filename", DropReason.CAPTION_FILENAME, ("IMG_0042.JPG", "DSC01234.jpg", "image001.png")),
-    ("junk_url", DropReason.CAPTION_URL, ("https://example.com/gallery/item?id=3", "www.example.org/gallery/shapes")),
+    ("junk_url", DropReason.CAPTION_URL, ("https://example.com/item?id=3", "www.example.org/gallery")),
     ("junk_placeholder", DropReason.CAPTION_PLACEHOLDER, ("logo", "click here", "image", "photo")),
     ("junk_navigation", DropReason.CAPTION_NAVIGATION, ("next", "prev", "\u00ab", "\u2192", "home")),
     ("junk_short", DropReason.CAPTION_TOO_SHORT, ("red", "a dog", "blue sky")),
@@ -132,20 +132,22 @@ class PlacedImage:
 
 _TOPICS = ("Circles and curves", "Primary colours", "Stars at night", "Plus signs", "Warm tones",
            "Cool tones", "Geometry for beginners", "Flat design", "Hard edges", "Bold contrasts")
-_SENTENCES = ("These pieces come from our weekly shape studies.", "Every print is made by hand in small batches.",
+_SENTENCES = ("These pieces come from our weekly shape studies.", "Every print is made by hand.",
               "Colour is the first thing the eye notices.", "Simple forms read well at any size.",
               "Readers sent us many of the works below.", "We rotate the collection every season.",
               "Contrast between figure and ground keeps each piece legible.")
 
 
+def _gallery(j: int) -> str:
+    return f"Gallery {j + 1:02d}"
+
+
 def _page_links(pages: list[str], i: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(nav links, related links) of page ``i``: a tree of depth 2 plus a prev/next chain."""
     n = len(pages) - 1
-    k = max(1, math.ceil(math.sqrt(n)))
-    def name(j: int) -> str:
-        return f"Gallery {j + 1:02d}"
+    k = max(1, math.ceil(math.sqrt(n)))  # k pages at depth 1, the rest at depth 2
     if i == 0:
-        related = [(pages[j + 1], name(j)) for j in range(min(k, n))]
+        related = [(pages[j + 1], _gallery(j)) for j in range(min(k, n))]
         return [("/index.html", "Home"), ("/pages/missing.html", "Archive")], related
     j = i - 1
     nav = [("/index.html", "Home")]
@@ -156,8 +158,8 @@ def _page_links(pages: list[str], i: int) -> tuple[list[tuple[str, str]], list[t
     if j % 7 == 3:
         nav.append(("/pages/missing.html", "Archive"))  # a dead link: crawl.http_4xx, not a pair
     parent = 0 if j < k else (j - k) % k + 1
-    related = [(pages[parent], "Back to " + ("the front page" if parent == 0 else name(parent - 1)))]
-    related += [(pages[m + 1], name(m)) for m in range(k, n) if (m - k) % k == j]
+    related = [(pages[parent], "Back to " + ("the front page" if parent == 0 else _gallery(parent - 1)))]
+    related += [(pages[m + 1], _gallery(m)) for m in range(k, n) if (m - k) % k == j]
     return nav, related
 
 
@@ -175,7 +177,9 @@ def _img_html(img: PlacedImage) -> str:
 
 def render_page(pages: list[str], i: int, placed: list[PlacedImage], rng: random.Random) -> bytes:
     """The HTML of page ``i`` (ASCII bytes: other characters as numeric references)."""
-    title = "Sample Web: shapes and colours" if i == 0 else f"Gallery {i:02d}: {_TOPICS[(i - 1) % len(_TOPICS)]}"
+    title = "Sample Web: shapes and colours"
+    if i:
+        title = f"{_gallery(i - 1)}: {_TOPICS[(i - 1) % len(_TOPICS)]}"
     nav, related = _page_links(pages, i)
     out = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -192,9 +196,9 @@ def render_page(pages: list[str], i: int, placed: list[PlacedImage], rng: random
         start = stop
     out.append("<section><h2>More galleries</h2><ul>")
     out.extend(f'<li><a href="{h}">{escape(t)}</a></li>' for h, t in related)
-    out += ["</ul></section>", "</main>",
-            '<footer><p>&copy; 2024 Sample Web. <a href="https://example.com/about">About us</a></p></footer>',
-            "</body>", "</html>", ""]
+    # An off-site link: a same-host crawl must not follow it (there is no internet in tests).
+    footer = '<footer><p>&copy; 2024 Sample Web. <a href="https://example.com/about">About</a></p></footer>'
+    out += ["</ul></section>", "</main>", footer, "</body>", "</html>", ""]
     return "\n".join(out).encode("ascii", "xmlcharrefreplace")
 
 
@@ -202,7 +206,6 @@ class _Builder:
     """Accumulates resources and placed images; every random choice comes from one rng."""
 
     def __init__(self, seed: int, n_pages: int):
-        self.seed = seed
         self.rng = random.Random(seed)
         self.pages = ["/index.html"] + [f"/pages/p{i:02d}.html" for i in range(n_pages)]
         self.placed: dict[str, list[PlacedImage]] = {p: [] for p in self.pages}
@@ -233,11 +236,10 @@ class _Builder:
             headers += _IMAGE_HEADERS
         self.resources[path] = Resource(status, headers, body)
 
-    def serve_scene(self, path: str, spec: SceneSpec, size=None, extra=()) -> bytes:
-        img = self.image(spec, size)
-        body = scenes.encode_png(img) if path.endswith(".png") else encode_jpeg(img)
-        self.serve(path, body, PNG if path.endswith(".png") else JPEG, extra=extra)
-        return body
+    def serve_scene(self, path: str, spec: SceneSpec, size=None, extra=()) -> None:
+        img, png = self.image(spec, size), path.endswith(".png")
+        body = scenes.encode_png(img) if png else encode_jpeg(img)
+        self.serve(path, body, PNG if png else JPEG, extra=extra)
 
     def place(self, page: str, src: str, alt: Optional[str], kind: str, expected, **kw) -> None:
         """Put an ``<img>`` on ``page``; ``kw``: expected_later, note, figure, link."""
@@ -284,7 +286,7 @@ def _add_junk(b: _Builder) -> None:
             page = b.any_page()
             link = ""
             if kind == "junk_navigation":  # an arrow-ish image inside a link, as on real sites
-                link = b.pages[(b.pages.index(page) + 1) % len(b.pages)]
+                link = "/index.html" if alt == "home" else b.pages[(b.pages.index(page) + 1) % len(b.pages)]
             note = "alt attribute missing" if alt is None else ""
             b.place(page, src, alt, kind, reason, link=link, note=note)
 
@@ -339,12 +341,14 @@ def _add_bad_images(b: _Builder) -> None:
         spec = b.spec(count=1)
         src = f"/img/icons/tiny_{i}.jpg"
         b.serve_scene(src, spec, size)
-        b.place(b.any_page(), src, b.caption(spec), "tiny_icon", DropReason.IMAGE_TOO_SMALL, note=f"{size[0]}x{size[1]}")
+        b.place(b.any_page(), src, b.caption(spec), "tiny_icon", DropReason.IMAGE_TOO_SMALL,
+                note=f"{size[0]}x{size[1]}")
     for i, size in enumerate(((728, 90), (600, 60), (468, 60))):
         spec = b.spec(count=1)
         src = f"/img/banners/banner_{i}.jpg"
         b.serve_scene(src, spec, size)
-        b.place(b.any_page(), src, b.caption(spec), "banner", DropReason.IMAGE_BAD_ASPECT, note=f"{size[0]}x{size[1]}")
+        b.place(b.any_page(), src, b.caption(spec), "banner", DropReason.IMAGE_BAD_ASPECT,
+                note=f"{size[0]}x{size[1]}")
     for i, fraction in enumerate((0.4, 0.3)):
         spec = b.spec()
         body = encode_jpeg(b.image(spec))
@@ -365,7 +369,8 @@ def _add_http_cases(b: _Builder) -> None:
     for i, status in enumerate((500, 502)):
         src = f"/img/error_{i}.jpg"
         b.serve(src, error_page, HTML_TYPE, status=status)
-        b.place(b.any_page(), src, b.caption(b.spec()), "http_500", DropReason.FETCH_HTTP_5XX, note=f"served as {status}")
+        b.place(b.any_page(), src, b.caption(b.spec()), "http_500", DropReason.FETCH_HTTP_5XX,
+                note=f"served as {status}")
     for i, content_type in enumerate((JPEG, JPEG, HTML_TYPE)):
         src = f"/img/fake_{i}.jpg"
         sorry = f"<!DOCTYPE html><html><body><p>Sorry, image {i} is not available.</p></body></html>"
@@ -375,7 +380,8 @@ def _add_http_cases(b: _Builder) -> None:
     for i, tag in enumerate(("noai", "noai, noimageai", "noimageai")):
         spec, src = b.spec(), f"/img/noai_{i}.jpg"
         b.serve_scene(src, spec, extra=(("X-Robots-Tag", tag),))
-        b.place(b.any_page(), src, b.caption(spec), "noai", DropReason.FETCH_NOAI, note=f"X-Robots-Tag: {tag}")
+        b.place(b.any_page(), src, b.caption(spec), "noai", DropReason.FETCH_NOAI,
+                note=f"X-Robots-Tag: {tag}")
     for i in range(2):
         spec, src = b.spec(), f"/private/photo_{i}.jpg"
         b.serve_scene(src, spec)
