@@ -23,7 +23,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train", help="train a CLIP model on shards",
         description="Contrastive training of an open_clip model on wit-curator shards.")
-    parser.add_argument("--config", metavar="FILE", help="train YAML (e.g. configs/train/tiny.yaml)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="train YAML (e.g. configs/train/tiny.yaml)")
     parser.add_argument("--shards", metavar="DIR", action="append",
                         help="shard directory (repeatable); replaces the config's list")
     parser.add_argument("--output", metavar="DIR", help="run directory")

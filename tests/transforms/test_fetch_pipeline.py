@@ -1,0 +1,65 @@
+"""FetchImages in a TestPipeline against a scripted loopback server: outputs and counters."""
+
+import io
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from pipeline.metrics import NAMESPACE, Counter
+from pipeline.records import AltPair, DropReason
+from tests.conftest import local_test_pipeline
+from transforms.fetch import FetchImages
+from transforms.http_client import ClientSettings
+
+SETTINGS = ClientSettings(allow_private_networks=True, retries=0, connect_timeout_s=2, read_timeout_s=2,
+                          total_timeout_s=5, pool_size=4)
+
+
+def _image(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _counter(result, name: str) -> int:
+    return sum(c.committed for c in result.metrics().query()["counters"]
+               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
+
+
+def test_fetch_images_pipeline(scripted_server):
+    base, routes, hits = scripted_server
+    jpeg, png = _image("JPEG"), _image("PNG")
+    routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n")
+    routes["/ok.jpg"] = (200, {"Content-Type": "image/jpeg"}, jpeg)
+    routes["/ok.png"] = (200, {"Content-Type": "application/octet-stream"}, png)  # sniffed, not trusted
+    routes["/moved.jpg"] = (302, {"Location": "/ok.jpg"}, b"")
+    routes["/gone.jpg"] = (410, {}, b"gone")
+    routes["/err.jpg"] = (500, {}, b"oops")
+    routes["/noai.jpg"] = (200, {"Content-Type": "image/jpeg", "X-Robots-Tag": "noai"}, jpeg)
+    routes["/private/p.jpg"] = (200, {"Content-Type": "image/jpeg"}, jpeg)
+    routes["/page.jpg"] = (200, {"Content-Type": "image/jpeg"}, b"<html>sorry</html>")
+    paths = {"ok": "/ok.jpg", "okpng": "/ok.png", "moved": "/moved.jpg", "missing": "/missing.jpg",
+             "gone": "/gone.jpg", "err": "/err.jpg", "noai": "/noai.jpg", "robots": "/private/p.jpg",
+             "html": "/page.jpg"}
+    pairs = [AltPair(key=k, page_url=base + "/", image_url=base + path, caption="a b c d")
+             for k, path in paths.items()]
+
+    p = local_test_pipeline()
+    fetched, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, concurrency=4)
+    assert_that(fetched | "Fetched" >> beam.Map(lambda f: (f.pair.key, f.mime, f.final_url.removeprefix(base),
+                                                           len(f.data))),
+                equal_to([("ok", "image/jpeg", "/ok.jpg", len(jpeg)), ("okpng", "image/png", "/ok.png", len(png)),
+                          ("moved", "image/jpeg", "/ok.jpg", len(jpeg))]), label="fetched")
+    expected_rejections = {"missing": "fetch.http_4xx", "gone": "fetch.http_4xx", "err": "fetch.http_5xx",
+                           "noai": "fetch.noai", "robots": "fetch.robots_disallowed", "html": "fetch.not_image"}
+    assert_that(rejected | "Rejected" >> beam.Map(lambda r: (r.key, r.stage, r.reason)),
+                equal_to([(k, "fetch", v) for k, v in expected_rejections.items()]), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+
+    assert _counter(result, Counter.IMAGES_FETCHED.value) == 3
+    for reason, n in {DropReason.FETCH_HTTP_4XX: 2, DropReason.FETCH_HTTP_5XX: 1, DropReason.FETCH_NOAI: 1,
+                      DropReason.FETCH_ROBOTS: 1, DropReason.FETCH_NOT_IMAGE: 1}.items():
+        assert _counter(result, reason.value) == n, reason
+    assert "/private/p.jpg" not in hits  # robots.txt refused it before any request
