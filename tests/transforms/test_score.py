@@ -45,6 +45,10 @@ def _image(key: str, caption: str, colour=(200, 30, 30)) -> ResizedImage:
                         original_height=48, sha256=key)
 
 
+class _FakeModel:
+    """Stands in for a model (RunInference keeps a weak reference to it, so not a str)."""
+
+
 class FakeScoreHandler(ModelHandler):
     """Scores each image with the number its caption starts with ("0.9 a red circle" -> 0.9)."""
 
@@ -52,10 +56,10 @@ class FakeScoreHandler(ModelHandler):
         super().__init__(min_batch_size=1, max_batch_size=2)
 
     def load_model(self):
-        return "fake-model"
+        return _FakeModel()
 
     def run_inference(self, batch, model, inference_args=None):
-        assert model == "fake-model"
+        assert isinstance(model, _FakeModel)
         return [PredictionResult(item, float(item.pair.caption.split()[0]), "fake") for item in batch]
 
 
