@@ -15,7 +15,6 @@ parallel but processed in sorted URL order.
 from __future__ import annotations
 
 import logging
-import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Union
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -43,26 +42,55 @@ _CRAWL_REASONS = {
 }
 
 
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4: resolve ``.`` and ``..`` but keep empty segments (``//``),
+    which servers may treat as distinct paths."""
+    out: list[str] = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    result = "/".join(out)
+    return result if result.startswith("/") else "/" + result
+
+
 def normalize_url(url: str) -> str:
-    """Canonical form for crawl dedupe: lower-case scheme/host, no default port,
-    no fragment, dot-segments resolved, empty path as ``/``."""
+    """Canonical form for crawl and URL dedupe: lower-case scheme/host, no default
+    port, no fragment, dot-segments resolved, empty path as ``/``. A URL whose
+    port does not parse is kept as written (minus the fragment): the fetch stage
+    rejects it as ``fetch.bad_url`` rather than the crawl crashing on it."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
     host = (parts.hostname or "").lower()
-    port = parts.port
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
     netloc = host
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{host}:{port}"
-    path = parts.path or "/"
-    trailing = path.endswith("/")
-    path = posixpath.normpath(path)
-    if path == ".":
-        path = "/"
-    if not path.startswith("/"):
-        path = "/" + path.lstrip("/")
-    if trailing and not path.endswith("/"):
-        path += "/"
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
+    if parts.username or parts.password:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return urlunsplit((scheme, netloc, _remove_dot_segments(parts.path or "/"), parts.query, ""))
+
+
+def _has_valid_port(url: str) -> bool:
+    try:
+        urlsplit(url).port
+    except ValueError:
+        return False
+    return True
 
 
 def extract_links(html: bytes, page_url: str) -> list[str]:
@@ -81,7 +109,7 @@ def extract_links(html: bytes, page_url: str) -> list[str]:
         if not href or href.startswith("#") or href.lower().startswith(_SKIP_SCHEMES):
             continue
         absolute = urljoin(base, href)
-        if urlsplit(absolute).scheme in ("http", "https"):
+        if urlsplit(absolute).scheme in ("http", "https") and _has_valid_port(absolute):
             links.add(normalize_url(absolute))
     return sorted(links)
 
