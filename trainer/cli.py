@@ -33,7 +33,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="open_clip model name or model JSON path")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         dest="set_values", help="override any train config key (repeatable)")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, handler=run_train)  # hosts dispatch on either name
     return parser
 
 
@@ -51,7 +51,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, metavar="N",
                         help="pairs per retrieval batch (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.set_defaults(func=run_eval)
+    parser.set_defaults(func=run_eval, handler=run_eval)
     return parser
 
 

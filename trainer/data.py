@@ -90,6 +90,8 @@ class _SeededShuffle(wds.PipelineStage):
     def run(self, src: Iterator[Any]) -> Iterator[Any]:
         self.epoch += 1
         rng = random.Random(_worker_seed(self.seed) * 1_000_003 + self.epoch)
+        # webdataset's own buffer (pinned <= 0.2.86, DESIGN.md §11); its public shuffle
+        # stages take their RNG or seed at construction, the same in every worker.
         return wds.filters._shuffle(src, self.bufsize, self.initial, rng)
 
 

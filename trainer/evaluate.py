@@ -85,7 +85,11 @@ def score_pairs(model: torch.nn.Module, tokenizer: Callable, preprocess: Callabl
 
 def batch_recall(image_features: torch.Tensor, text_features: torch.Tensor,
                  ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Image->text and text->image recall@k within one batch of matched pairs (hits, summed)."""
+    """Image->text and text->image recall@k within one batch of matched pairs (hits, summed).
+
+    An item's rank counts only strictly better-scored wrong items, so exact ties (the same
+    caption twice in a batch gives identical text embeddings) count as hits.
+    """
     similarity = image_features @ text_features.T
     target = torch.arange(len(similarity), device=similarity.device)
     hits = {}

@@ -17,7 +17,7 @@ def test_parsers_register_on_a_host_cli():
     args = parser.parse_args(["train", "--shards", "a", "--shards", "b", "--set", "lr=1e-4",
                               "--batch-size", "8"])
     assert args.shards == ["a", "b"] and args.set_values == ["lr=1e-4"] and args.batch_size == 8
-    assert callable(args.func)
+    assert args.func is args.handler and callable(args.handler)
 
 
 def test_parse_set_values():
