@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 log = logging.getLogger("wit")
@@ -104,7 +105,7 @@ def cmd_sample(args) -> int:
         from pipeline.sample.scorer import train_sample_scorer
 
         result = train_sample_scorer(args.output, steps=args.steps)
-        print(f"scorer written to {result['checkpoint']} (AUC on held-out scenes {result['auc']:.3f})")
+        print(f"scorer written to {result['checkpoint']} (ROC AUC matched vs mismatched on the sample web {result['auc']:.3f})")
         return 0
     site = generate_site(seed=args.seed)
     if args.sample_cmd == "write":
@@ -116,7 +117,8 @@ def cmd_sample(args) -> int:
             print(url, flush=True)
         print("serving on 127.0.0.1; Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
-            server.wait()
+            while server.running:
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
     return 0

@@ -21,3 +21,11 @@ def local_test_pipeline() -> TestPipeline:
 @pytest.fixture
 def beam_pipeline():
     return local_test_pipeline()
+
+
+def counter(result, name: str) -> int:
+    """The committed value of a ``wit`` Beam counter after ``result.wait_until_finish()``."""
+    from pipeline.metrics import NAMESPACE
+
+    return sum(c.committed for c in result.metrics().query()["counters"]
+               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)

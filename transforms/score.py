@@ -8,6 +8,12 @@ is applied to it, so scores match what open_clip would compute on that image.
 ``OpenClipHandler`` is a custom ``ModelHandler``: the open_clip model and
 tokenizer are built in ``load_model()`` (on the worker, never pickled), batches
 are sized by ``score.batch_size``, and the GPU is used (fp16 autocast) when present.
+
+Batches are formed deterministically (hash bucket of the key, sorted, cut into
+``batch_size`` chunks) and handed to RunInference pre-batched: a float's last
+bit depends on which other rows share its matrix multiply, and Beam's own
+batching follows bundle boundaries, so without this a rerun would write
+different scores (and different shard bytes).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
@@ -127,6 +134,36 @@ class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
         return "wit_score"
 
 
+def _chunks(bucket_and_images, batch_size: int):
+    _bucket, images = bucket_and_images
+    ordered = sorted(images, key=lambda im: im.pair.key)
+    for start in range(0, len(ordered), batch_size):
+        yield ordered[start:start + batch_size]
+
+
+class BatchDeterministically(beam.PTransform):
+    """ResizedImage -> lists of at most ``batch_size`` images, the same lists on every run."""
+
+    # Buckets hold this many batches on average, so most chunks are full.
+    BATCHES_PER_BUCKET = 16
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def expand(self, images):
+        per_bucket = self.batch_size * self.BATCHES_PER_BUCKET
+        count = images | "CountForBatching" >> beam.combiners.Count.Globally()
+        return (
+            images
+            | "AssignBucket" >> beam.Map(
+                lambda im, n: (zlib.crc32(im.pair.key.encode()) % max(1, -(-n // per_bucket)), im),
+                n=beam.pvalue.AsSingleton(count))
+            | "GroupBucket" >> beam.GroupByKey()
+            | "CutBatches" >> beam.FlatMap(_chunks, self.batch_size)
+        )
+
+
 def _to_scored(result: PredictionResult) -> ScoredImage:
     metrics.inc(metrics.Counter.IMAGES_SCORED)
     return ScoredImage(image=result.example, clip_score=float(result.inference), clip_model=result.model_id)
@@ -143,7 +180,8 @@ class ScoreClip(beam.PTransform):
     def expand(self, images):
         return (
             images
-            | "RunInference" >> RunInference(self.handler)
+            | "Batch" >> BatchDeterministically(self.spec.batch_size)
+            | "RunInference" >> RunInference(self.handler.with_no_batching())
             | "ToScored" >> beam.Map(_to_scored)
         )
 

@@ -34,7 +34,7 @@ MODEL_CONFIG = "configs/models/wit-tiny.json"
 CHECKPOINT = "wit-tiny-scorer.pt"
 TRAIN_SEED = 1009  # the sample web uses seed 0: different scenes, different jitter
 SCORER_RESIZE = ResizeSpec(image_size=128, mode="border")  # as configs/sample.yaml
-DEFAULTS = {"samples": 12000, "steps": 1500, "batch_size": 128, "lr": 2e-3, "warmup_steps": 100}
+DEFAULTS = {"samples": 12000, "steps": 800, "batch_size": 128, "lr": 2e-3, "warmup_steps": 100}
 
 
 def write_training_shards(directory: str, n: int, seed: int = TRAIN_SEED, per_shard: int = 2000) -> None:

@@ -9,14 +9,10 @@ from filters.base import ApplyRules, first_failure
 from filters.caption_rules import caption_rules
 from filters.image_rules import image_rules
 from pipeline.config import CaptionConfig, ImageRulesConfig
-from pipeline.metrics import NAMESPACE
 from pipeline.records import AltPair, DropReason, ResizedImage
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 @dataclass(frozen=True)

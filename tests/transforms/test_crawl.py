@@ -5,10 +5,10 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.config import CrawlConfig
-from pipeline.metrics import NAMESPACE, Counter
+from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, PageFailure
 from pipeline.sample import SampleServer, generate_site
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 from transforms.crawl import FetchPages, crawl_site, extract_links, normalize_url
 from transforms.http_client import ClientSettings, HttpClient
 
@@ -18,9 +18,6 @@ SETTINGS = ClientSettings(allow_private_networks=True, retries=0, connect_timeou
 MISSING = "/pages/missing.html"  # the sample site's dead "Archive" link
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.metrics import NAMESPACE, Counter
+from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, make_key
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 from transforms.extract_alt_text import ExtractAltText
 
 PAGE_A = Page(url="http://site.test/a.html", depth=0, content_type="text/html; charset=utf-8", html=b"""
@@ -19,9 +19,6 @@ PAGE_B = Page(url="http://site.test/dir/b.html", depth=1, html="""
 <img alt="no source at all"></body></html>""".encode("utf-8"))
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 def test_extract_alt_text_pipeline():

@@ -6,9 +6,9 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from pipeline.metrics import NAMESPACE, Counter
+from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 from transforms.fetch import FetchImages
 from transforms.http_client import ClientSettings
 
@@ -22,9 +22,6 @@ def _image(fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 def test_fetch_images_pipeline(scripted_server):

@@ -7,9 +7,9 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
-from pipeline.metrics import NAMESPACE, Counter
+from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, FetchedImage
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 from transforms.resize import ResizeImages, ResizeSpec
 
 
@@ -24,9 +24,6 @@ def _fetched(key: str, data: bytes) -> FetchedImage:
     return FetchedImage(pair=pair, data=data, final_url=pair.image_url, mime="image/jpeg")
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 def test_resize_images_pipeline():

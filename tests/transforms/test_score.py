@@ -12,9 +12,9 @@ from PIL import Image
 
 from filters.base import ApplyRules
 from filters.clip_threshold import ClipThresholdRule
-from pipeline.metrics import NAMESPACE, Counter
+from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, ResizedImage, ScoredImage
-from tests.conftest import local_test_pipeline
+from tests.conftest import counter as _counter, local_test_pipeline
 from transforms.score import (
     OpenClipHandler,
     ScoreClip,
@@ -28,9 +28,6 @@ from transforms.score import (
 TINY = ScorerSpec("configs/models/wit-tiny.json", "", batch_size=3, device="cpu")
 
 
-def _counter(result, name: str) -> int:
-    return sum(c.committed for c in result.metrics().query()["counters"]
-               if c.key.metric.namespace == NAMESPACE and c.key.metric.name == name)
 
 
 def _jpeg(colour) -> bytes:
