@@ -4,7 +4,7 @@ Input: a ``CurateConfig``, seed URLs and an output directory. Output: a Beam
 pipeline graph that writes the output contract (see pipeline/shard_format.py).
 
     seeds -> FetchPages -> ExtractAltText -> CaptionRules -> DedupeUrls
-          -> FetchImages -> ResizeImages -> ImageRules -> DedupeImages
+          -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> DedupeImages
           -> ScoreClip -> ClipThreshold -> WriteShards
     every stage's rejects -> WriteRejections;  counts of everything -> WriteStats
 
@@ -27,7 +27,7 @@ from transforms.crawl import FetchPages
 from transforms.dedupe import DedupeImages, DedupeUrls
 from transforms.extract_alt_text import ExtractAltText
 from transforms.fetch import FetchImages, client_settings
-from transforms.resize import ResizeImages, resize_spec
+from transforms.resize import resize_spec
 from transforms.score import ScoreClip, SkipScoring, scorer_spec
 from transforms.sources import ReadSeeds
 from transforms.write_shards import WriteRejections, WriteShards
@@ -61,8 +61,12 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
     pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
     if cfg.dedupe.url:
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
-    fetched, rejected["FetchImages"] = pairs | "FetchImages" >> FetchImages(client, cfg.fetch.concurrency)
-    images, rejected["ResizeImages"] = fetched | "ResizeImages" >> ResizeImages(resize_spec(cfg.resize))
+    # Download and resize run in the same worker threads (transforms/fetch.py);
+    # the funnel still shows them as two stages, split by reason.
+    images, fetch_rejects = pairs | "FetchImages" >> FetchImages(
+        client, cfg.fetch.concurrency, cfg.fetch.per_host_concurrency, resize=resize_spec(cfg.resize))
+    rejected["FetchImages"], rejected["ResizeImages"] = fetch_rejects | "SplitFetchResize" >> beam.Partition(
+        lambda rej, _n: int(rej.reason.startswith("image.")), 2)
     images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
     if cfg.dedupe.image_exact:
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()

@@ -47,10 +47,13 @@ class FetchConfig:
     max_redirects: int = 5
     retries: int = 1
     concurrency: int = 32
+    per_host_concurrency: int = 8
+    per_host_min_interval_s: float = 0.0
     user_agent: str = "wit-curator/0.1 (+https://github.com/wit-curator/wit-curator)"
     respect_robots: bool = True
     respect_noai: bool = True
     allow_private_networks: bool = False
+    private_network_allowlist: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,8 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.fetch.max_bytes > 0, "fetch.max_bytes must be > 0"),
         (cfg.fetch.max_redirects >= 0, "fetch.max_redirects must be >= 0"),
         (cfg.fetch.concurrency >= 1, "fetch.concurrency must be >= 1"),
+        (cfg.fetch.per_host_concurrency >= 1, "fetch.per_host_concurrency must be >= 1"),
+        (cfg.fetch.per_host_min_interval_s >= 0, "fetch.per_host_min_interval_s must be >= 0"),
         (cfg.image.max_aspect >= 1.0, "image.max_aspect must be >= 1"),
         (-1.0 <= cfg.score.min_score <= 1.0, "score.min_score must be a cosine in [-1, 1]"),
         (cfg.score.batch_size >= 1, "score.batch_size must be >= 1"),

@@ -53,6 +53,11 @@ class DropReason(str, enum.Enum):
     FETCH_NOAI = "fetch.noai"
     FETCH_PRIVATE = "fetch.private_address"
     FETCH_REDIRECT_LOOP = "fetch.redirect_loop"
+    FETCH_TOO_MANY_REDIRECTS = "fetch.too_many_redirects"
+    FETCH_TLS = "fetch.tls"
+    FETCH_BAD_RESPONSE = "fetch.bad_response"
+    FETCH_INCOMPLETE = "fetch.incomplete_body"
+    FETCH_UNSUPPORTED = "fetch.unsupported_format"
     FETCH_BAD_URL = "fetch.bad_url"
     FETCH_ERROR = "fetch.error"
     # decode / resize and image rules

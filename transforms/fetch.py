@@ -1,29 +1,40 @@
-"""FetchImages: download the image of each pair, politely and with guards.
+"""FetchImages: download (and optionally decode/resize) the image of each pair, politely.
 
-Input: ``AltPair``. Output: ``(fetched, rejected)`` — ``FetchedImage`` with the
-bytes, final URL and sniffed MIME type, or a ``Rejection`` with one of
-``fetch.timeout``, ``fetch.connect``, ``fetch.dns``, ``fetch.http_4xx``,
-``fetch.http_5xx``, ``fetch.too_large``, ``fetch.not_image`` (magic bytes are
-not an image format, whatever the Content-Type says), ``fetch.robots_disallowed``,
-``fetch.noai``, ``fetch.private_address``, ``fetch.redirect_loop``, ``fetch.bad_url``.
+Input: ``AltPair``. Output: ``(images, rejected)`` — ``FetchedImage`` (bytes,
+final URL, sniffed MIME type), or ``ResizedImage`` when a ``ResizeSpec`` is
+given; rejections with ``fetch.timeout``, ``fetch.connect``, ``fetch.dns``,
+``fetch.tls``, ``fetch.http_4xx``, ``fetch.http_5xx``, ``fetch.too_large``,
+``fetch.not_image`` (magic bytes are not an image, whatever the Content-Type),
+``fetch.unsupported_format`` (SVG and other images we do not rasterise),
+``fetch.robots_disallowed``, ``fetch.noai``, ``fetch.private_address``,
+``fetch.redirect_loop``, ``fetch.too_many_redirects``, ``fetch.bad_response``,
+``fetch.incomplete_body``, ``fetch.bad_url`` — and, with resizing, the
+``image.*`` reasons of transforms/resize.py.
 
-Pairs are batched and each batch is downloaded by a thread pool that lives for
-the DoFn's lifetime (``setup()``), sharing one pooled client: downloads are
-I/O-bound, so threads give the concurrency; outputs keep the input order.
+Shape: pairs are keyed by host and grouped, so each host is fetched by one
+worker, where a HostScheduler caps its concurrency (``fetch.per_host_concurrency``)
+and the client spaces its requests (Crawl-delay): per-host limits are global,
+not per worker. Across hosts the worker runs ``fetch.concurrency`` downloads at
+once. Resizing in the same threads (Pillow releases the GIL) uses every core of
+the worker and drops the original bytes as soon as they are decoded.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
+from urllib.parse import urlsplit
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import metrics
-from pipeline.records import AltPair, DropReason, FetchedImage, Rejection
+from pipeline.records import AltPair, DropReason, FetchedImage, Rejection, ResizedImage
 from transforms import http_client
+from transforms.fetch_scheduler import HostScheduler
 from transforms.http_client import ClientSettings, HttpClient
+from transforms.resize import ResizeSpec, resize_fetched
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,7 @@ _FETCH_REASONS = {
     http_client.TIMEOUT: DropReason.FETCH_TIMEOUT,
     http_client.CONNECT: DropReason.FETCH_CONNECT,
     http_client.DNS: DropReason.FETCH_DNS,
+    http_client.TLS: DropReason.FETCH_TLS,
     http_client.HTTP_4XX: DropReason.FETCH_HTTP_4XX,
     http_client.HTTP_5XX: DropReason.FETCH_HTTP_5XX,
     http_client.TOO_LARGE: DropReason.FETCH_TOO_LARGE,
@@ -38,30 +50,43 @@ _FETCH_REASONS = {
     http_client.NOAI: DropReason.FETCH_NOAI,
     http_client.PRIVATE: DropReason.FETCH_PRIVATE,
     http_client.REDIRECT_LOOP: DropReason.FETCH_REDIRECT_LOOP,
+    http_client.TOO_MANY_REDIRECTS: DropReason.FETCH_TOO_MANY_REDIRECTS,
+    http_client.BAD_RESPONSE: DropReason.FETCH_BAD_RESPONSE,
+    http_client.INCOMPLETE: DropReason.FETCH_INCOMPLETE,
     http_client.BAD_URL: DropReason.FETCH_BAD_URL,
 }
 
-# (offset, magic) -> MIME; enough of each format to tell an image from HTML/JSON/errors.
+# (magic, MIME) of the formats Pillow decodes for us.
 _MAGIC = (
-    (0, b"\xff\xd8\xff", "image/jpeg"),
-    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
-    (0, b"GIF87a", "image/gif"),
-    (0, b"GIF89a", "image/gif"),
-    (0, b"BM", "image/bmp"),
-    (0, b"II*\x00", "image/tiff"),
-    (0, b"MM\x00*", "image/tiff"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
 )
 
 
 def sniff_image_type(data: bytes) -> Optional[str]:
-    """MIME type of an image from its first bytes, or None if it is not one we decode."""
-    for offset, magic, mime in _MAGIC:
-        if data[offset:offset + len(magic)] == magic:
+    """MIME type of a decodable image from its first bytes, or None."""
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
             return mime
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    return None
+
+
+def sniff_unsupported(data: bytes) -> Optional[str]:
+    """Name of an image format we recognise but do not decode (SVG, AVIF/HEIF, ICO)."""
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "svg"
     if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
-        return "image/avif" if data[8:12].startswith(b"avi") else "image/heic"
+        return data[8:12].decode("ascii")
+    if data[:4] == b"\x00\x00\x01\x00":
+        return "ico"
     return None
 
 
@@ -73,54 +98,89 @@ def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
         return Rejection.of(pair, reason, result.detail)
     mime = sniff_image_type(result.data)
     if mime is None:
+        other = sniff_unsupported(result.data)
+        if other:
+            return Rejection.of(pair, DropReason.FETCH_UNSUPPORTED, f"{other} ({len(result.data)} bytes)")
         head = result.data[:16]
-        return Rejection.of(pair, DropReason.FETCH_NOT_IMAGE,
-                            f"Content-Type {result.mime or '?'}; first bytes {head!r}")
+        detail = "empty body" if not result.data else f"first bytes {head!r}"
+        return Rejection.of(pair, DropReason.FETCH_NOT_IMAGE, f"Content-Type {result.mime or '?'}; {detail}")
     return FetchedImage(pair=pair, data=result.data, final_url=result.final_url,
                         mime=mime, status=result.status)
 
 
-class _FetchBatchFn(beam.DoFn):
-    def __init__(self, settings: ClientSettings, concurrency: int):
-        self.settings = settings
-        self.concurrency = concurrency
+def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPair):
+    out = fetch_image(client, pair)
+    if spec is None or isinstance(out, Rejection):
+        return out
+    return resize_fetched(out, spec)
+
+
+def host_of(pair: AltPair) -> str:
+    return urlsplit(pair.image_url).netloc.lower()
+
+
+class _FetchHostsFn(beam.DoFn):
+    def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
+                 resize: Optional[ResizeSpec]):
+        self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
         self.client = None
-        self.pool = None
+        self.scheduler = None
 
     def setup(self):
         self.client = HttpClient(self.settings)
-        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="wit-fetch")
+        self.scheduler = HostScheduler(lambda p: fetch_and_resize(self.client, self.resize, p),
+                                       self.concurrency, self.per_host)
 
     def teardown(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.scheduler is not None:
+            self.scheduler.close()
         if self.client is not None:
             self.client.close()
 
-    def process(self, batch):
-        for out in self.pool.map(lambda p: fetch_image(self.client, p), batch):
-            if isinstance(out, Rejection):
-                metrics.inc_reason(DropReason(out.reason))
-                yield beam.pvalue.TaggedOutput("rejected", out)
+    def process(self, host_and_pairs):
+        host, pairs = host_and_pairs
+        self.scheduler.add(host, pairs)
+        yield from map(_route, self.scheduler.ready())
+        # Return only once this host's items have all started: a grouped
+        # iterable may not outlive this call on every runner, and it bounds
+        # what the worker holds. Other hosts' downloads keep running meanwhile.
+        while self.scheduler.pending(host):
+            yield _route(self.scheduler.wait_one())
+
+    def finish_bundle(self):
+        for out in self.scheduler.drain():
+            routed = _route(out)
+            if isinstance(routed, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(routed.tag, WindowedValue(routed.value, 0, [GlobalWindow()]))
             else:
-                metrics.inc(metrics.Counter.IMAGES_FETCHED)
-                yield out
+                yield WindowedValue(routed, 0, [GlobalWindow()])
+
+
+def _route(out):
+    if isinstance(out, Rejection):
+        metrics.inc_reason(DropReason(out.reason))
+        return beam.pvalue.TaggedOutput("rejected", out)
+    metrics.inc(metrics.Counter.IMAGES_FETCHED)
+    if isinstance(out, ResizedImage):
+        metrics.inc(metrics.Counter.IMAGES_RESIZED)
+    return out
 
 
 class FetchImages(beam.PTransform):
-    """AltPair -> (FetchedImage, Rejection)."""
+    """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host."""
 
-    def __init__(self, settings: ClientSettings, concurrency: int = 32):
+    def __init__(self, settings: ClientSettings, concurrency: int = 32, per_host: int = 8,
+                 resize: Optional[ResizeSpec] = None):
         super().__init__()
-        self.settings = settings
-        self.concurrency = concurrency
+        self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
 
     def expand(self, pairs):
         out = (
             pairs
-            | "Batch" >> beam.BatchElements(min_batch_size=self.concurrency,
-                                            max_batch_size=4 * self.concurrency)
-            | "Download" >> beam.ParDo(_FetchBatchFn(self.settings, self.concurrency))
+            | "KeyByHost" >> beam.Map(lambda p: (host_of(p), p))
+            | "GroupByHost" >> beam.GroupByKey()
+            | "Download" >> beam.ParDo(_FetchHostsFn(self.settings, self.concurrency, self.per_host,
+                                                     self.resize))
             .with_outputs("rejected", main="fetched")
         )
         return out.fetched, out.rejected
@@ -139,5 +199,7 @@ def client_settings(fetch_cfg, pool_size: Optional[int] = None) -> ClientSetting
         respect_robots=fetch_cfg.respect_robots,
         respect_noai=fetch_cfg.respect_noai,
         allow_private_networks=fetch_cfg.allow_private_networks,
+        guard_exempt=tuple(fetch_cfg.private_network_allowlist),
+        min_interval_s=fetch_cfg.per_host_min_interval_s,
         pool_size=pool_size or fetch_cfg.concurrency,
     )

@@ -68,7 +68,7 @@ def test_redirect_hops_are_rechecked(scripted_server):
     assert _client().get(base + "/loop").failure == hc.REDIRECT_LOOP
     for i in range(8):
         routes[f"/c{i}"] = (302, {"Location": f"/c{i + 1}"}, b"")
-    assert _client(max_redirects=3).get(base + "/c0").failure == hc.REDIRECT_LOOP
+    assert _client(max_redirects=3).get(base + "/c0").failure == hc.TOO_MANY_REDIRECTS
 
 
 def test_noai_header_stops_before_body(scripted_server):
