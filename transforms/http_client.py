@@ -85,9 +85,11 @@ class FetchResult:
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, detail: str = "", status: int = 0, retry_after: Optional[float] = None):
+    def __init__(self, kind: str, detail: str = "", status: int = 0, retry_after: Optional[float] = None,
+                 final: bool = False):
         super().__init__(detail)
         self.kind, self.detail, self.status, self.retry_after = kind, detail, status, retry_after
+        self.final = final  # not worth a retry (a server that blew the total deadline)
 
 
 def is_blocked_address(address: str) -> bool:
@@ -268,7 +270,8 @@ class HttpClient:
                 self._wait_for_slot(url)
                 return self._get_following_redirects(url, check_noai)
             except _Failure as failure:
-                retriable = failure.kind in (CONNECT, TIMEOUT, INCOMPLETE) or failure.status in _RETRY_STATUSES
+                retriable = not failure.final and (failure.kind in (CONNECT, TIMEOUT, INCOMPLETE)
+                                                   or failure.status in _RETRY_STATUSES)
                 if not retriable or attempt == attempts - 1:
                     return FetchResult(False, url, status=failure.status,
                                        failure=failure.kind, detail=failure.detail[:300])
@@ -305,7 +308,7 @@ class HttpClient:
                 timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s))
         except requests.RequestException as exc:
             if scope.expired:
-                raise _Failure(TIMEOUT, "total deadline exceeded before the response headers") from None
+                raise _Failure(TIMEOUT, "total deadline exceeded before the response headers", final=True) from None
             raise _Failure(*classify_exception(exc)) from None
 
     def _finish(self, url, final_url, resp, check_noai, deadline, scope, robots) -> FetchResult:
@@ -332,13 +335,13 @@ class HttpClient:
                 if total > cap:
                     raise _Failure(TOO_LARGE, f"body over {cap} bytes", resp.status_code)
                 if time.monotonic() > deadline:
-                    raise _Failure(TIMEOUT, "total deadline exceeded while reading the body")
+                    raise _Failure(TIMEOUT, "total deadline exceeded while reading the body", final=True)
                 chunks.append(chunk)
         except requests.RequestException as exc:
             if scope.expired:
-                raise _Failure(TIMEOUT, "total deadline exceeded while reading the body") from None
+                raise _Failure(TIMEOUT, "total deadline exceeded while reading the body", final=True) from None
             kind, detail = classify_exception(exc)
             raise _Failure(kind, f"body: {detail}") from None
         if scope.expired:
-            raise _Failure(TIMEOUT, "total deadline exceeded while reading the body")
+            raise _Failure(TIMEOUT, "total deadline exceeded while reading the body", final=True)
         return b"".join(chunks)

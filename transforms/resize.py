@@ -131,7 +131,7 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
             img.save(out, format=fmt, **kwargs)
     except DecodeError:
         raise
-    except Image.DecompressionBombWarning as exc:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DecodeError(DropReason.IMAGE_TOO_MANY_PIXELS, str(exc)[:200]) from None
     except _DECODE_ERRORS as exc:
         raise DecodeError(DropReason.IMAGE_UNDECODABLE, f"{type(exc).__name__}: {exc}"[:200]) from None
