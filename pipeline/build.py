@@ -3,7 +3,8 @@
 Input: a ``CurateConfig``, seed URLs and an output directory. Output: a Beam
 pipeline graph that writes the output contract (see pipeline/shard_format.py).
 
-    seeds -> FetchPages -> ExtractAltText -> CaptionRules -> DedupeUrls
+    seeds -> FetchPages -> ExtractAltText ┐
+    URL lists -> ReadUrlList ─────────────┴-> CaptionRules -> DedupeUrls
           -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> DedupeImages
           -> ScoreClip -> ClipThreshold -> WriteShards
     every stage's rejects -> WriteRejections;  counts of everything -> WriteStats
@@ -30,6 +31,7 @@ from transforms.fetch import FetchImages, client_settings
 from transforms.resize import resize_spec
 from transforms.score import ScoreClip, SkipScoring, scorer_spec
 from transforms.sources import ReadSeeds
+from transforms.url_list import ReadUrlList
 from transforms.write_shards import WriteRejections, WriteShards
 from transforms.write_stats import WriteStats
 
@@ -40,8 +42,38 @@ STAGES = ("ExtractAltText", "CaptionRules", "DedupeUrls", "FetchImages", "Resize
 
 @dataclass(frozen=True)
 class Inputs:
+    """Where pairs come from: seed URLs to crawl and/or img2dataset-style URL lists."""
+
     seeds_file: Optional[str] = None
     seed_urls: Sequence[str] = ()
+    url_list: Optional[str] = None  # path or glob
+    url_col: str = "url"
+    caption_col: str = "caption"
+
+    @property
+    def crawls(self) -> bool:
+        return bool(self.seeds_file or self.seed_urls)
+
+
+def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs):
+    """(pages, page_failures, extracted pairs, unusable-pair rejections) from every input."""
+    sources, unusable = [], []
+    if inputs.crawls:
+        seeds = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls)
+        page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
+        pages, page_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
+        extracted, bad = pages | "ExtractAltText" >> ExtractAltText()
+        sources.append(extracted)
+        unusable.append(bad)
+    else:
+        pages = p | "NoPages" >> beam.Create([])
+        page_failures = p | "NoPageFailures" >> beam.Create([])
+    if inputs.url_list:
+        listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col)
+        sources.append(listed)
+        unusable.append(bad)
+    extracted = tuple(sources) | "AllPairs" >> beam.Flatten()
+    return pages, page_failures, extracted, tuple(unusable) | "AllUnusable" >> beam.Flatten()
 
 
 def _events(pcoll, label: str, make):
@@ -52,12 +84,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
                    score_handler=None) -> None:
     """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests)."""
     client = client_settings(cfg.fetch)
-    seeds = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls)
-    page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
-    pages, page_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
-
     rejected = {}
-    extracted, rejected["ExtractAltText"] = pages | "ExtractAltText" >> ExtractAltText()
+    pages, page_failures, extracted, rejected["ExtractAltText"] = _read_inputs(p, cfg, inputs)
     pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
     if cfg.dedupe.url:
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()

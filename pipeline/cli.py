@@ -30,6 +30,9 @@ def _add_curate(sub) -> None:
     p.add_argument("--config", action="append", default=[], help="YAML over configs/base.yaml (repeatable)")
     p.add_argument("--output", required=True, help="output directory (local or gs://)")
     p.add_argument("--seeds", help="file of seed URLs, one per line")
+    p.add_argument("--url-list", help="img2dataset-style URL list(s): parquet/csv/tsv/json/jsonl/txt[.gz], glob ok")
+    p.add_argument("--url-col", default="url", help="URL column of --url-list (default: url)")
+    p.add_argument("--caption-col", default="caption", help="caption column of --url-list (default: caption)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set score.min_score=0.3")
     p.add_argument("--allow-private-networks", action="store_true",
@@ -86,7 +89,9 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
     if args.allow_private_networks:
         overrides.append("fetch.allow_private_networks=true")
     cfg = load_config(args.config, overrides)
-    stats = run_curation(cfg, Inputs(seeds_file=args.seeds), args.output, beam_args, overwrite=args.overwrite)
+    inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
+                    caption_col=args.caption_col)
+    stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite)
     print(format_funnel(stats, args.output))
     return 0 if stats["accounting_ok"] else 1
 
@@ -140,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipeline.config import ConfigError
     from pipeline.run import OutputExists
     from transforms.score import ScorerUnavailable
+    from transforms.url_list import UrlListError
 
     if rest and args.command != "curate":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -153,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         return args.handler(args)
-    except (ConfigError, OutputExists, ScorerUnavailable) as exc:
+    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError) as exc:
         print(f"wit: error: {exc}", file=sys.stderr)
         return 2
 

@@ -21,7 +21,9 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import shard_format
 from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
+from pipeline.progress import progress_for
 from pipeline.runners import make_options, make_runner
+from transforms.url_list import expand_paths
 from transforms.write_shards import write_atomically
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,15 @@ def check_scorer(cfg: CurateConfig) -> None:
 
 
 def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: Sequence[str] = (),
-                 overwrite: bool = False, score_handler=None) -> dict:
-    """Validate, run the pipeline to completion, return stats.json as a dict."""
-    if not inputs.seeds_file and not inputs.seed_urls:
-        raise ConfigError("no input: give --seeds FILE (one URL per line)")
+                 overwrite: bool = False, score_handler=None, show_progress: bool = False) -> dict:
+    """Validate, run the pipeline to completion, return stats.json as a dict.
+
+    ``show_progress``: report live counts while a local run goes (pipeline/progress.py).
+    """
+    if not inputs.crawls and not inputs.url_list:
+        raise ConfigError("no input: give --seeds FILE (one URL per line) and/or --url-list PATH")
+    if inputs.url_list:
+        expand_paths(inputs.url_list)  # a missing or unknown-format list fails now
     cfg = resolve_paths(cfg)
     if score_handler is None:
         check_scorer(cfg)
@@ -84,7 +91,9 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     options = make_options(beam_args)
     runner = make_runner(options)
     start = time.monotonic()
-    with beam.Pipeline(runner=runner, options=options) as p:
+    # The pipeline runs when its `with` exits, inside the progress reporter's.
+    with progress_for(options, local=runner is not None, enabled=show_progress), \
+            beam.Pipeline(runner=runner, options=options) as p:
         build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler)
     log.info("pipeline finished in %.1fs", time.monotonic() - start)
     return read_stats(output_dir)

@@ -57,6 +57,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("figcaption", pa.string()),
     ("heading", pa.string()),
     ("lang", pa.string()),
+    ("extra", pa.string()),  # JSON object of a URL list's extra columns
     ("shard", pa.string()),
 ])
 

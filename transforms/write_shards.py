@@ -15,6 +15,7 @@ is written under a temporary name and renamed when complete (bundle retries).
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 
@@ -61,6 +62,8 @@ def sample_row(scored: ScoredImage) -> dict:
         "figcaption": pair.figcaption,
         "heading": pair.heading,
         "lang": pair.lang,
+        # Extra columns of a URL list, as one JSON object (the parquet schema stays fixed).
+        "extra": json.dumps(dict(pair.extra), sort_keys=True, ensure_ascii=False) if pair.extra else None,
     }
 
 
@@ -89,7 +92,9 @@ class _WriteShardFn(beam.DoFn):
             row = sample_row(scored)
             row["shard"] = name
             rows.append(row)
-            meta = {k: v for k, v in row.items() if k not in ("status", "error_message", "exif")}
+            meta = {k: v for k, v in row.items() if k not in ("status", "error_message", "exif", "extra")}
+            # As img2dataset: a URL list's extra columns sit beside ours in the json.
+            meta.update({k: v for k, v in scored.image.pair.extra if k not in meta})
             samples.append({"key": row["key"], "ext": scored.image.ext, "image": scored.image.data,
                             "caption": row["caption"], "meta": meta})
         base = FileSystems.join(self.shards_dir, name)
