@@ -109,6 +109,7 @@ def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
 
 
 def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPair):
+    """Download, then (with a spec) decode and resize in the same thread."""
     out = fetch_image(client, pair)
     if spec is None or isinstance(out, Rejection):
         return out
@@ -123,8 +124,7 @@ class _FetchHostsFn(beam.DoFn):
     def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
                  resize: Optional[ResizeSpec]):
         self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.client = None
-        self.scheduler = None
+        self.client = self.scheduler = None
 
     def setup(self):
         self.client = HttpClient(self.settings)

@@ -1,0 +1,99 @@
+"""Download + resize throughput: wit curate vs img2dataset on the same images, in one run.
+
+Generates N photo-like JPEGs (300-1200 px a side), serves them from one loopback
+server, writes one URL list, then runs
+  img2dataset (processes = cores, 32 threads, webdataset output, its own stats)
+  wit curate --url-list (same resize mode and size, JPEG q95, scoring off)
+and prints images/s, peak RSS of each process tree and the ratio.
+
+    .venv/bin/python bench/fetch_vs_img2dataset.py [--n 2000] [--size 256] [--mode border]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import WORK, FileServer, make_jpegs, run_measured  # noqa: E402
+
+PY = sys.executable
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled")
+
+
+def img2dataset_cmd(url_list: str, out: str, size: int, mode: str, procs: int, threads: int) -> list[str]:
+    code = (
+        "import img2dataset; img2dataset.download("
+        f"url_list={url_list!r}, input_format='parquet', url_col='url', caption_col='caption', "
+        f"output_folder={out!r}, output_format='webdataset', image_size={size}, resize_mode={mode!r}, "
+        f"processes_count={procs}, thread_count={threads}, encode_quality=95, encode_format='jpg', "
+        "number_sample_per_shard=1000, distributor='multiprocessing', enable_wandb=False, timeout=10)"
+    )
+    return [PY, "-c", code]
+
+
+def wit_cmd(url_list: str, out: str, size: int, mode: str, extra: list[str]) -> list[str]:
+    sets = [f"resize.image_size={size}", f"resize.mode={mode}", "resize.encode_quality=95",
+            "score.enabled=false", "fetch.allow_private_networks=true", "fetch.concurrency=32",
+            "fetch.per_host_concurrency=32", "output.samples_per_shard=1000",
+            "image.max_aspect=100"]  # img2dataset keeps every aspect: same work on both sides
+    cmd = [PY, "-m", "pipeline.cli", "curate", "--url-list", url_list, "--output", out, "--overwrite"]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd + extra
+
+
+def count_img2dataset(out: str) -> int:
+    total = 0
+    for path in glob.glob(os.path.join(out, "*_stats.json")):
+        with open(path) as fh:
+            total += json.load(fh).get("successes", 0)
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--mode", default="border")
+    ap.add_argument("--threads", type=int, default=32)
+    args = ap.parse_args()
+    procs = os.cpu_count() or 2
+    images = os.path.join(WORK, "photos")
+    names = make_jpegs(images, args.n)
+    out_root = os.path.join(WORK, "fetch_bench")
+    shutil.rmtree(out_root, ignore_errors=True)
+    os.makedirs(out_root)
+    with FileServer(images) as server:
+        url_list = os.path.join(out_root, "urls.parquet")
+        pq.write_table(pa.table({"url": [f"{server.base_url}/{n}" for n in names],
+                                 "caption": [f"a photo numbered {i}" for i in range(len(names))]}), url_list)
+        i2d = run_measured(img2dataset_cmd(url_list, os.path.join(out_root, "i2d"), args.size, args.mode,
+                                           procs, args.threads), ENV)
+        ours = run_measured(wit_cmd(url_list, os.path.join(out_root, "wit"), args.size, args.mode, []), ENV)
+    i2d_ok = count_img2dataset(os.path.join(out_root, "i2d"))
+    with open(os.path.join(out_root, "wit", "stats.json")) as fh:
+        wit_ok = json.load(fh)["kept"]
+    for name, res in (("img2dataset", i2d), ("wit", ours)):
+        if res.returncode != 0:
+            print(f"{name} failed (rc {res.returncode}):\n{res.output[-3000:]}")
+            return 1
+    i2d_rate, wit_rate = i2d_ok / i2d.seconds, wit_ok / ours.seconds
+    print(f"images: {args.n} photo-like JPEGs, 300-1200 px, resize {args.mode} {args.size}, {procs} cores")
+    print(f"img2dataset  {i2d_ok:5d} ok  {i2d.seconds:6.1f} s  {i2d_rate:7.1f} images/s  peak RSS {i2d.peak_rss_mb:6.0f} MB"
+          f"  ({procs} processes x {args.threads} threads)")
+    print(f"wit curate   {wit_ok:5d} ok  {ours.seconds:6.1f} s  {wit_rate:7.1f} images/s  peak RSS {ours.peak_rss_mb:6.0f} MB")
+    print(f"ratio wit / img2dataset: {wit_rate / i2d_rate:.2f}x  (target >= 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
