@@ -41,8 +41,14 @@ def _add_curate(sub) -> None:
 
 
 def _add_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="show the funnel of a curated output")
-    p.add_argument("output", help="a wit curate output directory")
+    p = sub.add_parser("inspect", help="the funnel, samples or an HTML report of a curated output")
+    p.add_argument("output", help="a wit curate output directory, or an img2dataset output folder")
+    p.add_argument("--html", metavar="PATH", help="write a static report: PATH (e.g. report.html) and "
+                   "PATH's <stem>_assets/ beside it; opens from disk, no server")
+    p.add_argument("--sample", type=int, metavar="N", help="print N random kept samples (caption, url, score)")
+    p.add_argument("--reason", help="with --sample: draw from the rejections with this reason "
+                   "(e.g. clip.below_threshold) or stage prefix (e.g. caption)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --sample and the report's picks")
 
 
 def _add_sample(sub) -> None:
@@ -62,7 +68,7 @@ def _add_sample(sub) -> None:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="serve the sample web, curate it, train on the result")
     p.add_argument("--output", default="demo_output")
-    p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--train-steps", type=int, default=200)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,15 +97,27 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
     cfg = load_config(args.config, overrides)
     inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
                     caption_col=args.caption_col)
-    stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite)
+    stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True)
     print(format_funnel(stats, args.output))
     return 0 if stats["accounting_ok"] else 1
 
 
 def cmd_inspect(args) -> int:
-    from pipeline.run import format_funnel, read_stats
+    from pipeline.report import load_run
+    from pipeline.report.terminal import print_samples, print_summary
 
-    print(format_funnel(read_stats(args.output), args.output))
+    if args.reason and not args.sample:
+        print("wit: error: --reason needs --sample N", file=sys.stderr)
+        return 2
+    run = load_run(args.output)
+    if args.sample:
+        print_samples(run, args.sample, reason=args.reason, seed=args.seed)
+        return 0
+    print_summary(run)
+    if args.html:
+        from pipeline.report.render_html import write_report
+
+        print(f"report: {write_report(run, args.html, seed=args.seed)}")
     return 0
 
 
@@ -144,6 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _setup_logging(args.verbose)
     from pipeline.config import ConfigError
     from pipeline.run import OutputExists
+    from pipeline.report import ReportInputError
     from transforms.score import ScorerUnavailable
     from transforms.url_list import UrlListError
 
@@ -159,7 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         return args.handler(args)
-    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError) as exc:
+    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, ReportInputError) as exc:
         print(f"wit: error: {exc}", file=sys.stderr)
         return 2
 

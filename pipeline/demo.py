@@ -3,7 +3,8 @@
 Input: an output directory. Output: a curated dataset (``OUT/curated``), a short
 training run on it (``OUT/train``), and a summary on stdout. Steps: generate the
 sample web, serve it on 127.0.0.1, curate it with configs/sample.yaml and the
-bundled scorer, train the tiny CLIP model on the shards, report.
+bundled scorer, write the HTML report (``OUT/report/report.html``), train the
+tiny CLIP model on the shards, print the summary.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 
 from pipeline.build import Inputs
 from pipeline.config import CONFIG_DIR, load_config
+from pipeline.report import load_run
+from pipeline.report.render_html import write_report
 from pipeline.run import format_funnel, run_curation
 from pipeline.sample import SampleServer, generate_site
 
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 SAMPLE_CONFIG = CONFIG_DIR / "sample.yaml"
 
 
-def run_demo(output_dir: str, train_steps: int = 300, batch_size: int = 64) -> dict:
+def run_demo(output_dir: str, train_steps: int = 200, batch_size: int = 64) -> dict:
     """Curate the sample web and train on it; return the figures and a printable summary."""
     from trainer.config import TrainConfig
     from trainer.loop import train
@@ -36,8 +39,9 @@ def run_demo(output_dir: str, train_steps: int = 300, batch_size: int = 64) -> d
         with open(seeds, "w", encoding="utf-8") as fh:
             fh.write("\n".join(server.seed_urls) + "\n")
         cfg = load_config([SAMPLE_CONFIG], ["fetch.allow_private_networks=true"])
-        stats = run_curation(cfg, Inputs(seeds_file=seeds), curated, overwrite=True)
+        stats = run_curation(cfg, Inputs(seeds_file=seeds), curated, overwrite=True, show_progress=True)
     curate_s = time.monotonic() - start
+    report = write_report(load_run(curated), os.path.join(output_dir, "report", "report.html"))
     train_out = os.path.join(output_dir, "train")
     tcfg = TrainConfig(model=str(CONFIG_DIR / "models" / "wit-tiny.json"),
                        shards=(os.path.join(curated, "shards"),), steps=train_steps,
@@ -53,5 +57,8 @@ def run_demo(output_dir: str, train_steps: int = 300, batch_size: int = 64) -> d
         f"training: {result.steps} steps, loss {result.losses[0]:.3f} -> {result.final_loss:.3f}, "
         f"{result.samples_per_s:.0f} samples/s; checkpoint {result.checkpoint_path}",
         f"time: curate {curate_s:.0f}s, total {total_s:.0f}s",
+        f"report: {report}  (open it in a browser: what was kept, what was dropped and why)",
+        f"        again any time: wit inspect {curated} --html REPORT.html",
     ]
-    return {"stats": stats, "train": result, "seconds": total_s, "summary": "\n".join(lines)}
+    return {"stats": stats, "train": result, "seconds": total_s, "report": report,
+            "summary": "\n".join(lines)}
