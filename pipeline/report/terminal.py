@@ -1,0 +1,108 @@
+"""``wit inspect OUT`` in the terminal: the funnel, thresholds and output sizes as rich tables,
+and ``--sample N [--reason R]``: N random samples (caption, url, score).
+
+Input: a ``RunData``. Output: text on a rich ``Console`` (colour on a terminal,
+plain text when piped). Raises ``ReportInputError`` for a ``--reason`` the run lacks.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.report import content
+from pipeline.report.loader import ReportInputError, RunData
+
+
+def funnel_table(run: RunData) -> Table:
+    total = run.stats.get("pairs_extracted", 0)
+    table = Table(title="Funnel (image/alt-text pairs)", box=box.SIMPLE_HEAD, title_justify="left")
+    for name, justify in (("stage / reason", "left"), ("in", "right"), ("out", "right"),
+                          ("dropped", "right"), ("% of stage in", "right"), ("% of all", "right")):
+        table.add_column(name, justify=justify)
+    for row in run.stats.get("funnel", []):
+        dropped = row["in"] - row["out"]
+        table.add_row(f"[bold]{escape(str(row['stage']))}[/bold]", str(row["in"]), str(row["out"]),
+                      f"[red]{dropped}[/red]" if dropped else "0",
+                      content.percent(dropped, row["in"]), content.percent(dropped, total))
+        for reason, n in sorted(row["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(f"  {escape(reason)}", "", "", str(n), content.percent(n, row["in"]),
+                          content.percent(n, total), style="dim")
+    return table
+
+
+def settings_table(run: RunData) -> Table:
+    table = Table(title="Thresholds and output", box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
+    table.add_column("name")
+    table.add_column("value")
+    for name, value in (run.stats.get("thresholds") or {}).items():
+        table.add_row(name, "—" if value is None else str(value))
+    if run.stats.get("scorer"):
+        table.add_row("scorer", run.stats["scorer"])
+    if run.stats.get("config_hash"):
+        table.add_row("config hash", run.stats["config_hash"])
+    files, size = run.files, content.human_bytes
+    table.add_row("shards", f"{files['tars']} tar ({size(files['tar_bytes'])}), "
+                            f"{files['parquets']} parquet ({size(files['parquet_bytes'])}) in {run.shards_dir}")
+    if run.layout == "wit":
+        table.add_row("rejections", f"{files['rejection_files']} parquet ({size(files['rejection_bytes'])})")
+    return table
+
+
+def summary_line(run: RunData) -> str:
+    s = run.stats
+    pages = s.get("pages")
+    page_text = f"pages fetched {pages['fetched']}, failed {pages['failed']}; " if pages else ""
+    accounting = "accounting ok" if s.get("accounting_ok") else "[bold red]accounting BROKEN[/bold red]"
+    return (f"{page_text}pairs extracted {s.get('pairs_extracted', 0)}, kept {s.get('kept', 0)} "
+            f"({content.percent(s.get('kept', 0), s.get('pairs_extracted', 0))}), "
+            f"rejected {s.get('rejected', 0)}; {accounting}")
+
+
+def _console() -> Console:
+    console = Console()
+    # Piped output has no width to fit; 80 columns would wrap the funnel's reasons.
+    return console if console.is_terminal else Console(width=120)
+
+
+def print_summary(run: RunData, console: Optional[Console] = None) -> None:
+    """The terminal view of a run."""
+    console = console or _console()
+    console.print(f"[bold]{escape(run.root)}[/bold] ({run.layout} output)")
+    console.print(summary_line(run))
+    console.print(funnel_table(run))
+    console.print(settings_table(run))
+
+
+def print_samples(run: RunData, n: int, reason: Optional[str] = None, seed: int = 0,
+                  console: Optional[Console] = None) -> int:
+    """Print ``n`` random kept samples, or rejections of ``reason`` (or a stage prefix). Returns how many."""
+    console = console or _console()
+    if reason:
+        table = content.dropped_with_reason(run, reason)
+        if table.num_rows == 0:
+            known = sorted(set(run.dropped.column("reason").to_pylist()))
+            raise ReportInputError(f"no rejections with reason {reason!r}; this run has: {', '.join(known) or 'none'}")
+    else:
+        table = run.kept
+    rows = content.pick_rows(table, n, seed)
+    source = f"rejections '{reason}'" if reason else "kept samples"
+    console.print(f"{len(rows)} of {table.num_rows} {source} (seed {seed})", highlight=False)
+    for i, row in enumerate(rows, 1):
+        score = row.get("clip_score")
+        score_text = f"score {score:.3f}" if score is not None else "score –"
+        caption = escape(row.get("caption") or "(empty)")  # web text: no rich markup
+        console.print(f"[bold]{i:>3}.[/bold] {score_text}  {caption}",
+                      highlight=False, markup=True, soft_wrap=True)
+        url = row.get("url") or row.get("image_url") or ""
+        console.print(f"     {url}", highlight=False, markup=False, soft_wrap=True)
+        if reason:
+            console.print(f"     {row['reason']}: {row.get('detail') or ''}", highlight=False,
+                          markup=False, soft_wrap=True)
+        if row.get("page_url"):
+            console.print(f"     page {row['page_url']}", highlight=False, markup=False, soft_wrap=True)
+    return len(rows)

@@ -1,0 +1,65 @@
+import io
+
+import pytest
+from rich.console import Console
+
+from pipeline.report.loader import ReportInputError, load_run
+from pipeline.report.terminal import print_samples, print_summary
+
+
+def _console():
+    buf = io.StringIO()
+    return Console(file=buf, width=140, color_system=None), buf
+
+
+def test_summary_shows_funnel_reasons_thresholds_and_sizes(curated):
+    run = load_run(str(curated))
+    console, buf = _console()
+    print_summary(run, console)
+    text = buf.getvalue()
+    assert f"pairs extracted {run.stats['pairs_extracted']}, kept {run.stats['kept']}" in text
+    assert "accounting ok" in text
+    for row in run.stats["funnel"]:
+        assert row["stage"] in text
+        for reason in row["dropped"]:
+            assert reason in text
+    assert "clip_min_score" in text and "0.55" in text
+    assert f"{run.files['tars']} tar" in text and "KiB" in text
+
+
+def test_samples_kept_and_by_reason_are_seeded(curated):
+    run = load_run(str(curated))
+    console, buf = _console()
+    assert print_samples(run, 3, seed=7, console=console) == 3
+    first = buf.getvalue()
+    assert "3 of" in first and "kept samples" in first and "score 0." in first and "http://" in first
+    console2, buf2 = _console()
+    print_samples(run, 3, seed=7, console=console2)
+    assert buf2.getvalue() == first
+    console3, buf3 = _console()
+    n = print_samples(run, 50, reason="clip.below_threshold", console=console3)
+    assert n == run.stats["rejected_by_reason"]["clip.below_threshold"]
+    assert buf3.getvalue().count("clip.below_threshold:") == n
+
+
+def test_sample_reason_that_is_not_there(curated):
+    run = load_run(str(curated))
+    with pytest.raises(ReportInputError, match="this run has: .*caption.empty"):
+        print_samples(run, 2, reason="fetch.nope", console=_console()[0])
+
+
+def test_captions_are_not_rich_markup(img2dataset_dir):
+    run = load_run(str(img2dataset_dir))
+    run.kept = run.kept.set_column(2, "caption", __import__("pyarrow").array(["[bold]x[/] [/oops]", "ok"]))
+    console, buf = _console()
+    print_samples(run, 2, console=console)
+    assert "[bold]x[/] [/oops]" in buf.getvalue()
+
+
+def test_free_text_reasons_are_not_rich_markup(img2dataset_dir):
+    run = load_run(str(img2dataset_dir))
+    reason = "<urlopen error [Errno 111] Connection refused>"
+    run.stats["funnel"][0]["dropped"] = {reason: 1}
+    console, buf = _console()
+    print_summary(run, console)
+    assert reason in buf.getvalue()
