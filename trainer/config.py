@@ -19,6 +19,8 @@ import yaml
 
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+LOSSES = ("clip", "siglip")  # open_clip's ClipLoss / SigLipLoss
+SAMPLE_WEIGHTS = ("none", "clip_score")
 DEFAULT_MODEL = "configs/models/wit-tiny.json"
 
 
@@ -29,6 +31,7 @@ class TrainConfig:
     model: str = DEFAULT_MODEL  # open_clip model name, or path to an open_clip model JSON
     pretrained: str = ""  # open_clip tag or local checkpoint path; "" = random init
     shards: tuple[str, ...] = ()  # shard directories (each with NNNNN.tar + sizes.json)
+    shard_weights: tuple[float, ...] = ()  # mixing weight per shards dir; () = by sample count
     batch_size: int = 64
     steps: int = 1000
     lr: float = 1e-3
@@ -44,17 +47,25 @@ class TrainConfig:
     image_size: Optional[int] = None  # override the model config's image size
     shuffle_buffer: int = 1000  # samples held for shuffling
     device: str = "auto"  # "auto" = cuda when available, else cpu
+    loss: str = "clip"  # "clip" (ClipLoss) | "siglip" (SigLipLoss; the model gets a logit_bias)
+    sample_weight: str = "none"  # "none" | "clip_score" (weight each pair by its json clip_score)
+    accum_steps: int = 1  # micro-batches per optimizer step (contrastive batch = accum * batch)
+    compile: bool = False  # torch.compile the model (inductor; minutes of compile on CPU)
+    resume: str = ""  # "" | "latest" (OUTPUT/checkpoints/epoch_latest.pt) | a checkpoint path
+    tensorboard: bool = True  # OUTPUT/tensorboard event files (needs the tensorboard package)
 
     def __post_init__(self) -> None:
         if isinstance(self.shards, (list, str)):
             shards = [self.shards] if isinstance(self.shards, str) else self.shards
             object.__setattr__(self, "shards", tuple(shards))
+        if isinstance(self.shard_weights, list):
+            object.__setattr__(self, "shard_weights", tuple(self.shard_weights))
         _validate(self)
 
 
 def _validate(cfg: TrainConfig) -> None:
     problems = []
-    for name in ("batch_size", "steps"):
+    for name in ("batch_size", "steps", "accum_steps"):
         if getattr(cfg, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in ("warmup_steps", "workers", "log_every", "save_every", "shuffle_buffer"):
@@ -71,6 +82,17 @@ def _validate(cfg: TrainConfig) -> None:
         problems.append(f"image_size must be >= 1 or null, got {cfg.image_size}")
     if not cfg.model:
         problems.append("model must be set")
+    if cfg.loss not in LOSSES:
+        problems.append(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    if cfg.sample_weight not in SAMPLE_WEIGHTS:
+        problems.append(f"sample_weight must be one of {SAMPLE_WEIGHTS}, got {cfg.sample_weight!r}")
+    elif cfg.sample_weight != "none" and cfg.loss != "clip":
+        problems.append("sample_weight needs loss=clip (SigLipLoss takes no per-pair weights)")
+    if cfg.shard_weights and len(cfg.shard_weights) != len(cfg.shards):
+        problems.append(f"shard_weights has {len(cfg.shard_weights)} values for "
+                        f"{len(cfg.shards)} shard directories")
+    if any(w <= 0 for w in cfg.shard_weights):
+        problems.append(f"shard_weights must be > 0, got {list(cfg.shard_weights)}")
     if problems:
         raise ValueError("invalid train config: " + "; ".join(problems))
 
@@ -134,8 +156,18 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     return _scalar(name, value, hint)
 
 
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True,
+          "false": False, "no": False, "off": False, "0": False}
+
+
 def _scalar(name: str, value: Any, hint: type) -> Any:
-    """str, int or float (the scalar field types); YAML may give 3e-4 as a string."""
+    """str, bool, int or float (the scalar field types); YAML may give 3e-4 as a string."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOLS:
+            return _BOOLS[value.strip().lower()]
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected a string, got {value!r}")

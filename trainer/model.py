@@ -3,7 +3,9 @@
 Input: a model name known to open_clip (``ViT-B-32``) or a path to an open_clip model JSON
 (``configs/models/wit-tiny.json``: keys ``embed_dim``, ``vision_cfg``, ``text_cfg``), and
 optional weights: an open_clip pretrained tag or a local checkpoint file.
-Output: ``(model, preprocess_train, preprocess_val, tokenizer)`` from open_clip.
+Output: ``(model, preprocess_train, preprocess_val, tokenizer)`` from open_clip. For SigLIP
+training, or weights that carry a ``logit_bias``, the model gets one (initialised as
+open_clip_train does for ``--siglip`` unless the model config sets ``init_logit_bias``).
 Missing weights fail here, at startup, with a message saying how to supply them.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -22,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _REQUIRED_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
+SIGLIP_INIT = {"init_logit_scale": math.log(10), "init_logit_bias": -10.0}  # open_clip_train's
 
 
 def resolve_model_config(path: str) -> Path:
@@ -76,16 +80,40 @@ def check_pretrained(name: str, pretrained: str) -> None:
         "cache (download them on a connected machine and copy HF_HOME), or '' for random init.")
 
 
+def has_logit_bias(path: str) -> bool:
+    """Whether a local open_clip checkpoint holds a ``logit_bias`` (a SigLIP-trained model);
+    read memory-mapped, with ``weights_only``."""
+    if not path.endswith((".pt", ".pth", ".bin")) or not os.path.isfile(path):
+        return False  # safetensors/npz/tags: open_clip's own config decides
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, OSError, ValueError) as e:  # old non-zip format cannot be mmapped
+        logger.debug("could not peek into %s: %s", path, e)
+        return False
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
+    return any(k.split(".")[-1] == "logit_bias" for k in state)
+
+
+def _model_kwargs(name: str, pretrained: str, siglip: bool) -> dict[str, Any]:
+    """SigLIP init (open_clip_train's --siglip values) unless the model config has its own."""
+    cfg = open_clip.get_model_config(name) or {}
+    if "init_logit_bias" in cfg or not (siglip or has_logit_bias(pretrained)):
+        return {}
+    return dict(SIGLIP_INIT)
+
+
 def create_model(model: str, pretrained: str = "", device: Union[str, torch.device] = "cpu",
-                 image_size: Optional[int] = None
+                 image_size: Optional[int] = None, siglip: bool = False
                  ) -> tuple[torch.nn.Module, Callable, Callable, Callable]:
     """``(model, preprocess_train, preprocess_val, tokenizer)`` for an open_clip model.
 
     The model is fp32 (mixed precision is the training loop's autocast) and returns dicts.
+    ``siglip``: give the model a ``logit_bias`` for ``SigLipLoss``.
     """
     name = model_name(model)
     check_pretrained(name, pretrained)
     kwargs: dict[str, Any] = {"device": device, "output_dict": True}
+    kwargs.update(_model_kwargs(name, pretrained, siglip))
     if image_size is not None:
         kwargs["force_image_size"] = image_size
     is_tag = bool(pretrained) and bool(open_clip.get_pretrained_cfg(name, pretrained))

@@ -1,4 +1,5 @@
-"""Trainer fixtures: small deterministic shards of coloured squares, the tiny model config.
+"""Trainer fixtures: small deterministic shards of coloured squares, the tiny model config and
+a micro one (1-layer towers, width 32: the fast stand-in where model quality is not the point).
 
 Shards are written here with tarfile + PIL (not the pipeline's writer) so the trainer is tested
 against the documented format (DESIGN.md §6) on its own.
@@ -14,11 +15,25 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One intra-op thread: on a shared 2-core machine torch's second OpenMP thread spins at barriers
+# while the core is busy elsewhere, making small ops 5-40x slower; one thread is also what
+# torchrun gives each rank. Subprocesses (torchrun, open_clip_train) inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-TINY_MODEL = str(Path(__file__).resolve().parents[2] / "configs" / "models" / "wit-tiny.json")
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = str(REPO / "configs" / "models" / "wit-tiny.json")
+MICRO_MODEL_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
+                   "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+                 "layers": 1},
+}
 COLOURS = {
     "red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220),
     "yellow": (240, 220, 30), "purple": (140, 40, 170), "orange": (250, 140, 20),
@@ -55,7 +70,8 @@ def write_tar(path: Path, samples: list[dict]) -> None:
         for s in sorted(samples, key=lambda s: s["key"]):
             add_member(tar, f"{s['key']}.{s['ext']}", s["image"])
             add_member(tar, f"{s['key']}.txt", s["caption"].encode("utf-8"))
-            meta = {"key": s["key"], "caption": s["caption"], "clip_score": 0.3}
+            meta = {"key": s["key"], "caption": s["caption"],
+                    "clip_score": s.get("clip_score", 0.3)}
             add_member(tar, f"{s['key']}.json", json.dumps(meta).encode("utf-8"))
 
 
@@ -95,3 +111,18 @@ def tiny_model():
     from trainer.model import create_model
 
     return create_model(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def micro_model_path(tmp_path_factory) -> str:
+    """Path of the micro model JSON (open_clip name ``wit-test-micro``)."""
+    path = tmp_path_factory.mktemp("models") / "wit-test-micro.json"
+    path.write_text(json.dumps(MICRO_MODEL_CFG))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def micro_model(micro_model_path):
+    from trainer.model import create_model
+
+    return create_model(micro_model_path)

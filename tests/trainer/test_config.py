@@ -64,3 +64,25 @@ def test_frozen_and_shards_tuple():
     assert cfg.shards == ("a",)
     with pytest.raises(AttributeError):
         cfg.steps = 3
+
+
+def test_new_fields_from_strings():
+    cfg = load_train_config(None, {"compile": "true", "tensorboard": "off", "accum_steps": "4",
+                                   "loss": "siglip", "shards": "a,b", "shard_weights": "3,1",
+                                   "resume": "latest"})
+    assert cfg.compile is True and cfg.tensorboard is False and cfg.accum_steps == 4
+    assert cfg.loss == "siglip" and cfg.shard_weights == (3.0, 1.0) and cfg.resume == "latest"
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"loss": "triplet"}, "loss must be one of"),
+    ({"sample_weight": "clip_score", "loss": "siglip"}, "needs loss=clip"),
+    ({"sample_weight": "length"}, "sample_weight must be one of"),
+    ({"shards": "a,b", "shard_weights": "1"}, "shard_weights has 1 values for 2"),
+    ({"shards": "a", "shard_weights": "0"}, "must be > 0"),
+    ({"accum_steps": "0"}, "accum_steps must be >= 1"),
+    ({"compile": "maybe"}, "compile: expected true or false"),
+])
+def test_new_field_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        load_train_config(None, overrides)

@@ -1,13 +1,14 @@
 """trainer.model: open_clip factory from a model JSON; clear errors for missing weights."""
 
 import json
+import math
 
 import open_clip
 import pytest
 import torch
 
 from tests.trainer.conftest import TINY_MODEL
-from trainer.model import count_parameters, create_model, register_model_config
+from trainer.model import count_parameters, create_model, has_logit_bias, register_model_config
 
 
 def test_tiny_model_builds_and_encodes(tiny_model):
@@ -62,3 +63,19 @@ def test_unknown_tag_for_builtin_model_fails_before_building():
 def test_relative_model_path_resolves_from_any_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert register_model_config("configs/models/wit-tiny.json") == "wit-tiny"
+
+
+def test_siglip_model_gets_open_clip_trains_init(micro_model_path, tmp_path):
+    model, _, _, _ = create_model(micro_model_path, siglip=True)
+    assert model.logit_bias.item() == -10.0
+    assert model.logit_scale.item() == pytest.approx(math.log(10))
+    plain, _, _, _ = create_model(micro_model_path)
+    assert plain.logit_bias is None
+    # weights that carry a logit_bias get a model with one, without being told
+    path = tmp_path / "siglip.pt"
+    with torch.no_grad():
+        model.logit_bias.fill_(-3.5)
+    torch.save({"state_dict": model.state_dict()}, path)
+    assert has_logit_bias(str(path)) and not has_logit_bias(str(tmp_path / "none.pt"))
+    loaded, _, _, _ = create_model(micro_model_path, pretrained=str(path))
+    assert loaded.logit_bias.item() == -3.5
