@@ -5,7 +5,12 @@ Input: ``AltPair``. Output: via ``ApplyRules``, kept pairs and rejections with
 ``DSC01234``, paths, hashes), ``caption.placeholder`` ("logo", "click here"),
 ``caption.navigation`` ("next", "«"), ``caption.too_short`` (DataComp's basic
 filter: more than 2 words and more than 5 characters are needed) and
-``caption.too_long``. Checked in that order: the most specific reason wins.
+``caption.too_long``, then (when ``caption.languages`` is set) ``caption.language``
+(filters/language.py). Checked in that order: the most specific reason wins, and
+the costly language check sees only captions every other rule passed.
+
+``caption.boilerplate`` (the same alt on many images of a site) needs a count
+over the whole input, so it is its own stage: filters/boilerplate.py.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from filters.base import Verdict
+from filters.language import LanguageRule
 from pipeline.config import CaptionConfig
 from pipeline.records import AltPair, DropReason
 
@@ -29,8 +35,12 @@ _URL_RE = re.compile(r"^(?:https?://|www\.)\S+$|^\S+\.(?:com|org|net|io|html?)(?
 _PUNCT = " \t.,;:!?\"'()[]{}-_|*"
 
 
-def _norm(caption: str) -> str:
+def normalise_caption(caption: str) -> str:
+    """Lower case, whitespace collapsed, surrounding punctuation stripped."""
     return " ".join(caption.split()).strip(_PUNCT).lower()
+
+
+_norm = normalise_caption
 
 
 @dataclass(frozen=True)
@@ -68,4 +78,7 @@ def caption_verdict(caption: str, cfg: CaptionConfig) -> Verdict:
 
 
 def caption_rules(cfg: CaptionConfig) -> list:
-    return [CaptionRule(cfg)]
+    rules = [CaptionRule(cfg)]
+    if cfg.languages:
+        rules.append(LanguageRule(tuple(cfg.languages), cfg.language_min_words, cfg.language_min_confidence))
+    return rules

@@ -3,8 +3,15 @@
 Input: a PCollection of seed URLs (str). Output: ``(pages, failures)`` —
 ``Page`` records with the HTML bytes, and ``PageFailure`` records (reasons
 ``crawl.http_4xx``, ``crawl.http_5xx``, ``crawl.not_html``, ``crawl.robots_disallowed``,
-``crawl.private_address``, ``crawl.too_large``, ``crawl.error``). Pages are not
-pairs, so failures go to the page funnel in stats.json, not the rejections table.
+``crawl.private_address``, ``crawl.too_large``, ``crawl.error``,
+``crawl.duplicate_page``). Pages are not pairs, so failures go to the page funnel
+in stats.json, not the rejections table.
+
+Duplicate pages (``crawl.canonical``, ``crawl.duplicate_content``): the first
+page in crawl order wins; a later page whose ``<link rel=canonical>`` names a URL
+already crawled (or claimed as canonical by an earlier page), or whose bytes equal
+an earlier page's, is ``crawl.duplicate_page`` and its images are not extracted
+again. Its links are still followed.
 
 Seeds are grouped by host and each host is crawled breadth-first by one DoFn
 call: per-host politeness stays in one place, and the visit order (and so the
@@ -14,8 +21,10 @@ parallel but processed in sorted URL order.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -93,25 +102,73 @@ def _has_valid_port(url: str) -> bool:
     return True
 
 
-def extract_links(html: bytes, page_url: str) -> list[str]:
-    """Absolute, normalised http(s) links of ``<a href>`` (honours ``<base href>``)."""
+@dataclass(frozen=True)
+class PageLinks:
+    """What the crawl reads from a page: its ``<a href>`` links and ``<link rel=canonical>``."""
+
+    links: tuple = ()  # absolute, normalised, sorted
+    canonical: str = ""  # absolute, normalised; "" when none (or not http(s))
+
+
+def _absolute(base: str, href: str) -> str:
+    """The normalised absolute http(s) URL of an href, or ""."""
+    href = href.strip()
+    if not href or href.startswith("#") or href.lower().startswith(_SKIP_SCHEMES):
+        return ""
+    absolute = urljoin(base, href)
+    if urlsplit(absolute).scheme in ("http", "https") and _has_valid_port(absolute):
+        return normalize_url(absolute)
+    return ""
+
+
+def page_links(html: bytes, page_url: str) -> PageLinks:
+    """Links and canonical URL of a page (``<base href>`` honoured for both)."""
     try:
         doc = lxml.html.document_fromstring(html)
     except (etree.ParserError, ValueError):
-        return []
+        return PageLinks()
     base = page_url
     for href in doc.xpath("//base/@href"):
         base = urljoin(page_url, href.strip())
         break
-    links = set()
-    for href in doc.xpath("//a/@href"):
-        href = href.strip()
-        if not href or href.startswith("#") or href.lower().startswith(_SKIP_SCHEMES):
-            continue
-        absolute = urljoin(base, href)
-        if urlsplit(absolute).scheme in ("http", "https") and _has_valid_port(absolute):
-            links.add(normalize_url(absolute))
-    return sorted(links)
+    links = {url for href in doc.xpath("//a/@href") if (url := _absolute(base, href))}
+    canonical = ""
+    for link in doc.iter("link"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            canonical = _absolute(base, link.get("href") or "")
+            break
+    return PageLinks(tuple(sorted(links)), canonical)
+
+
+def extract_links(html: bytes, page_url: str) -> list[str]:
+    """Absolute, normalised http(s) links of ``<a href>`` (honours ``<base href>``)."""
+    return list(page_links(html, page_url).links)
+
+
+class DuplicatePages:
+    """First page wins, in crawl order: later pages with a claimed canonical URL or the same bytes
+    are duplicates. Not thread-safe: the crawl checks pages one by one, in sorted order."""
+
+    def __init__(self, canonical: bool = True, content: bool = True):
+        self.use_canonical, self.use_content = canonical, content
+        self.claimed: dict[str, str] = {}  # URL (own or canonical) -> the page that claimed it
+        self.digests: dict[str, str] = {}  # sha1 of the bytes -> the page
+
+    def check(self, page: Page, canonical: str) -> str:
+        """"" for a new page (and remember it), else why it is a duplicate."""
+        key = canonical if (self.use_canonical and canonical) else page.url
+        for url in (key, page.url):
+            if url in self.claimed and self.claimed[url] != page.url:
+                what = f"canonical {key}" if url == key and key != page.url else url  # else: a redirect target
+                return f"{what} already crawled as {self.claimed[url]}"[:300]
+        digest = hashlib.sha1(page.html).hexdigest() if self.use_content else ""
+        if digest and digest in self.digests:
+            return f"same bytes as {self.digests[digest]}"[:300]
+        self.claimed.setdefault(key, page.url)
+        self.claimed.setdefault(page.url, page.url)
+        if digest:
+            self.digests[digest] = page.url
+        return ""
 
 
 def _fetch_page(client: HttpClient, url: str, depth: int, max_bytes: int) -> Union[Page, PageFailure]:
@@ -128,12 +185,13 @@ def _fetch_page(client: HttpClient, url: str, depth: int, max_bytes: int) -> Uni
 
 
 def crawl_site(client: HttpClient, seeds: Iterable[str], max_depth: int, max_pages: int,
-               same_host: bool = True, concurrency: int = 8,
-               max_page_bytes: int = 5_000_000) -> Iterator[Union[Page, PageFailure]]:
-    """Breadth-first crawl of one host's seeds; yields pages and failures."""
+               same_host: bool = True, concurrency: int = 8, max_page_bytes: int = 5_000_000,
+               canonical: bool = True, duplicate_content: bool = True) -> Iterator[Union[Page, PageFailure]]:
+    """Breadth-first crawl of one host's seeds; yields pages and failures (duplicates among them)."""
     frontier = sorted({normalize_url(s) for s in seeds})
     hosts = {urlsplit(s).netloc for s in frontier}
     seen = set(frontier)
+    duplicates = DuplicatePages(canonical, duplicate_content)
     fetched = 0
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for depth in range(max_depth + 1):
@@ -144,9 +202,16 @@ def crawl_site(client: HttpClient, seeds: Iterable[str], max_depth: int, max_pag
             results = pool.map(lambda u: _fetch_page(client, u, depth, max_page_bytes), frontier)
             next_level = set()
             for result in results:
-                yield result
-                if isinstance(result, Page) and depth < max_depth:
-                    for link in extract_links(result.html, result.url):
+                if not isinstance(result, Page):
+                    yield result
+                    continue
+                found = page_links(result.html, result.url)
+                duplicate_of = duplicates.check(result, found.canonical)
+                # A duplicate's links are still followed: a wrong canonical (pagination naming
+                # page 1) must not hide the pages only it links to.
+                yield PageFailure(result.url, DropReason.CRAWL_DUPLICATE_PAGE, duplicate_of) if duplicate_of else result
+                if depth < max_depth:
+                    for link in found.links:
                         if link in seen or (same_host and urlsplit(link).netloc not in hosts):
                             continue
                         seen.add(link)
@@ -171,7 +236,7 @@ class _CrawlHostFn(beam.DoFn):
         _host, seeds = host_and_seeds
         cfg = self.crawl_cfg
         for result in crawl_site(self.client, seeds, cfg.max_depth, cfg.max_pages, cfg.same_host,
-                                 cfg.concurrency, cfg.max_page_bytes):
+                                 cfg.concurrency, cfg.max_page_bytes, cfg.canonical, cfg.duplicate_content):
             if isinstance(result, Page):
                 metrics.inc(metrics.Counter.PAGES_FETCHED)
                 yield result

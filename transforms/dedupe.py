@@ -1,14 +1,29 @@
-"""DedupeUrls and DedupeImages: one pair per image URL, one per exact image.
+"""Dedupe stages: one pair per image URL, per (URL, caption), per exact image, per near-duplicate group.
 
-Input: ``AltPair`` (DedupeUrls) or ``ResizedImage`` (DedupeImages). Output:
-``(kept, rejected)``; the dropped duplicates get ``dedupe.url`` or
-``dedupe.image_exact`` with the surviving key in ``detail``.
+Input: ``AltPair`` (DedupeUrls, DedupeUrlCaptions) or ``ResizedImage`` /
+``ScoredImage`` (DedupeImages, DedupeNear). Output: ``(kept, rejected)``; the
+dropped duplicates get ``dedupe.url``, ``dedupe.url_caption``,
+``dedupe.image_exact`` or ``dedupe.image_near`` with the surviving key in ``detail``.
 
 Which member of a group survives is deterministic, so reruns agree:
 - URLs (normalised, fragment dropped): the pair from the smallest page URL,
-  then the earliest ``<img>`` on that page.
+  then the earliest ``<img>`` on that page. (URL, caption) pairs: the same order.
 - Image bytes (sha256 of the download): the pair with the smallest image URL,
   then page URL and position.
+- Near-duplicates: a survivor policy handed in by build.py (filters/dedupe_policy.py).
+
+DedupeNear at scale (every step a GroupByKey; only light tuples move until the last):
+1. records with the same (pHash, colour signature) are linked to the smallest key;
+2. each distinct signature is keyed by its LSH bands (transforms/lsh.py: 90 keys of
+   ~21 bits; gathered per bundle into arrays per (table, value prefix), so the shuffle
+   moves arrays, not 90 elements per image), and each band bucket emits the pairs
+   verified by Hamming distance and colour: candidate edges, linear in the data;
+3. connected components of the edges: union-find on one worker over the edges only
+   (memory ~ number of duplicate pairs, not of images; at web scale a few percent
+   of the images). Past ~10^8 edges this is the step to replace with iterative
+   large-star/small-star rounds;
+4. each component's ranks are gathered, the policy picks the survivor;
+5. a CoGroupByKey on the sample key routes every record (the only shuffle of images).
 """
 
 from __future__ import annotations
@@ -16,10 +31,12 @@ from __future__ import annotations
 from typing import Callable
 
 import apache_beam as beam
+import numpy as np
 
 from pipeline import metrics
-from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, pair_of
+from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, ScoredImage, pair_of
 from transforms.crawl import normalize_url
+from transforms.lsh import LshSpec, band_positions, band_values, bucket_group_edges, connected_components
 
 
 def url_order(pair: AltPair) -> tuple:
@@ -84,8 +101,178 @@ class DedupeUrls(_DedupeBy):
         super().__init__(_url_key, url_order, DropReason.DEDUPE_URL)
 
 
+def _url_caption_key(pair: AltPair) -> str:
+    return f"{normalize_url(pair.image_url)}\n{pair.caption}"
+
+
 class DedupeImages(_DedupeBy):
     """ResizedImage -> (one per sha256 of the downloaded bytes, Rejection dedupe.image_exact)."""
 
     def __init__(self):
         super().__init__(_sha_key, image_order, DropReason.DEDUPE_IMAGE_EXACT)
+
+
+class DedupeUrlCaptions(_DedupeBy):
+    """AltPair -> (one pair per (normalised image URL, caption), Rejection dedupe.url_caption).
+
+    With ``dedupe.url: true`` every URL is already unique; this layer matters when a
+    dataset keeps several captions per image (``url: false``) but not the same one twice.
+    """
+
+    def __init__(self):
+        super().__init__(_url_caption_key, url_order, DropReason.DEDUPE_URL_CAPTION)
+
+
+# ---- near-duplicates -------------------------------------------------------------
+
+
+def _image_of(record) -> ResizedImage:
+    return record.image if isinstance(record, ScoredImage) else record
+
+
+def _near_meta(record, rank: Callable):
+    """(key, hash, colour, rank) of a hashed record; nothing for an unhashed one."""
+    image = _image_of(record)
+    if image.phash:
+        yield image.pair.key, int(image.phash, 16), image.colour_sig, rank(record)
+
+
+def _same_signature(signature_and_keys):
+    """Identical (hash, colour): edges to the smallest key, which alone goes on to the bands."""
+    (value, colour), keys = signature_and_keys
+    keys = sorted(keys)
+    yield beam.pvalue.TaggedOutput("reps", (keys[0], value, colour))
+    for other in keys[1:]:
+        yield keys[0], other, 0
+
+
+class _BandEntriesFn(beam.DoFn):
+    """Signatures -> ((table, band-value prefix), arrays of that band's entries).
+
+    90 band keys per image would be 90 shuffle elements per image: entries are
+    gathered per bundle into numpy arrays per (table, prefix), at most
+    tables x 2^PREFIX_BITS elements per flush. A band bucket (one band value) is
+    never split across prefixes, so each group holds whole buckets.
+    """
+
+    PREFIX_BITS = 6
+    FLUSH_EVERY = 50000
+
+    def __init__(self, spec: LshSpec):
+        self.spec = spec
+
+    def start_bundle(self):
+        self.buffer = []
+
+    def process(self, rep):
+        self.buffer.append(rep)
+        if len(self.buffer) >= self.FLUSH_EVERY:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for element in self._flush():
+            yield WindowedValue(element, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+    def _flush(self):
+        if not self.buffer:
+            return
+        keys = [r[0] for r in self.buffer]
+        hashes = np.array([r[1] for r in self.buffer], dtype=np.uint64)
+        coloured = np.array([bool(r[2]) for r in self.buffer])
+        colours = np.array([list(bytes.fromhex(r[2])) if r[2] else [0] * 12 for r in self.buffer], dtype=np.uint8)
+        self.buffer = []
+        values = band_values(hashes, self.spec)
+        shift = max(0, max(len(p) for p in band_positions(self.spec)) - self.PREFIX_BITS)
+        for t in range(self.spec.tables):
+            prefix = values[:, t] >> shift
+            order = np.argsort(prefix, kind="stable")
+            cuts = np.nonzero(np.diff(prefix[order]))[0] + 1
+            for rows in np.split(order, cuts):
+                yield (t, int(prefix[rows[0]])), (values[rows, t], hashes[rows], colours[rows], coloured[rows],
+                                                 [keys[i] for i in rows])
+
+
+def _bucket_pairs(group_and_parts, spec: LshSpec):
+    """Verified edges (key a < key b, distance) of every band bucket in one (table, prefix) group."""
+    _group, parts = group_and_parts
+    parts = list(parts)
+    bands, hashes, colours, coloured = (np.concatenate([part[i] for part in parts]) for i in range(4))
+    keys = [k for part in parts for k in part[4]]
+    for i, j, dist in bucket_group_edges(bands, hashes, colours, coloured, spec):
+        a, b = (keys[i], keys[j]) if keys[i] < keys[j] else (keys[j], keys[i])
+        yield a, b, dist
+
+
+def _components(_key_and_edges):
+    _, edges = _key_and_edges
+    for node, root in sorted(connected_components(edges).items()):
+        yield node, root
+
+
+def _pick_survivors(root_and_members):
+    """(loser key, survivor key, group size) for every non-survivor of a component."""
+    _root, members = root_and_members
+    ranked = sorted(members, key=lambda m: m[1])
+    survivor = ranked[0][0]
+    for key, _rank in ranked[1:]:
+        yield key, (survivor, len(ranked))
+
+
+def _grouped_rank(key_and_joined):
+    key, joined = key_and_joined
+    for root in joined["root"]:
+        for rank in joined["rank"]:
+            yield root, (key, rank)
+
+
+class _RouteNearFn(beam.DoFn):
+    def process(self, key_and_joined):
+        _key, joined = key_and_joined
+        drops = list(joined["drop"])
+        for record in joined["record"]:
+            if not drops:
+                yield record
+                continue
+            survivor, size = drops[0]
+            metrics.inc_reason(DropReason.DEDUPE_IMAGE_NEAR)
+            yield beam.pvalue.TaggedOutput("rejected", Rejection.of(
+                pair_of(record), DropReason.DEDUPE_IMAGE_NEAR, f"duplicate of {survivor} (group of {size})"))
+
+
+class DedupeNear(beam.PTransform):
+    """ResizedImage or ScoredImage -> (one per near-duplicate group, Rejection dedupe.image_near).
+
+    ``rank``: record -> tuple, smallest survives (filters/dedupe_policy.SurvivorPolicy).
+    Records without a pHash pass through untouched.
+    """
+
+    def __init__(self, spec: LshSpec, rank: Callable):
+        super().__init__()
+        self.spec, self.rank = spec, rank
+
+    def expand(self, records):
+        meta = records | "NearMeta" >> beam.FlatMap(_near_meta, self.rank)
+        same = (meta
+                | "KeyBySignature" >> beam.Map(lambda m: ((m[1], m[2]), m[0]))
+                | "GroupSameSignature" >> beam.GroupByKey()
+                | "SameSignature" >> beam.FlatMap(_same_signature).with_outputs("reps", main="edges"))
+        lsh_edges = (same.reps
+                     | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec))
+                     | "GroupBands" >> beam.GroupByKey()
+                     | "VerifyBuckets" >> beam.FlatMap(_bucket_pairs, self.spec))
+        roots = ((same.edges, lsh_edges) | "AllEdges" >> beam.Flatten()
+                 | "OneComponentKey" >> beam.Map(lambda e: (0, e))
+                 | "GatherEdges" >> beam.GroupByKey()
+                 | "Components" >> beam.FlatMap(_components))
+        ranks = meta | "KeyRank" >> beam.Map(lambda m: (m[0], m[3]))
+        drops = ({"root": roots, "rank": ranks} | "JoinRanks" >> beam.CoGroupByKey()
+                 | "ByGroup" >> beam.FlatMap(_grouped_rank)
+                 | "GroupMembers" >> beam.GroupByKey()
+                 | "PickSurvivors" >> beam.FlatMap(_pick_survivors))
+        keyed = records | "KeyRecords" >> beam.Map(lambda r: (_image_of(r).pair.key, r))
+        out = ({"record": keyed, "drop": drops} | "JoinDrops" >> beam.CoGroupByKey()
+               | "Route" >> beam.ParDo(_RouteNearFn()).with_outputs("rejected", main="kept"))
+        return out.kept, out.rejected

@@ -1,22 +1,26 @@
-"""HashImages: a 64-bit DCT perceptual hash (pHash) of every resized image.
+"""HashImages: a 64-bit DCT perceptual hash (pHash) and a colour signature of every resized image.
 
-Input: ``ResizedImage``. Output: the same ``ResizedImage`` with ``phash`` set
-(16 hex digits). Nothing is dropped; an image whose bytes do not decode (a bug
-upstream: these are our own re-encoded bytes) keeps ``phash == ""`` and is
-skipped by near-duplicate dedupe, with a warning.
+Input: ``ResizedImage``. Output: the same ``ResizedImage`` with ``phash`` (16 hex
+digits) and ``colour_sig`` (24 hex digits) set. Nothing is dropped; an image whose
+bytes do not decode (a bug upstream: these are our own re-encoded bytes) keeps
+both empty and is skipped by near-duplicate dedupe, with a warning.
 
-The hash is imagehash's ``phash`` (same bits, same hex): greyscale, 32x32
-Lanczos thumbnail, 2-D DCT-II, the 8x8 lowest frequencies, each bit "above the
-median of those 64". It is computed on the image *content*: for
-``resize.mode: border`` the white padding that squares the image is cut off
-first, so the same picture at two aspect ratios (a crop) is not pushed apart by
-its padding. The decode reuses the resized bytes already in memory (about
-0.3 ms for a 256 px JPEG): no second download, no second full-size decode.
+pHash: greyscale 32x32 Lanczos thumbnail, mean removed and multiplied by a sine
+window, 2-D DCT-II, the 8x8 lowest frequencies, one bit per coefficient "above
+the median of those 64" (imagehash's ``phash`` plus the window). The window is
+what makes crops tolerable: content that a crop removes sits at the border, where
+the window is near zero, so a crop of 10 % of the area moves 0-8 bits instead of
+4-16 (measured in tests/transforms/test_near_dedupe_quality.py). Re-encodes,
+rescales and small colour shifts move 0-4 bits.
 
-Measured limits (tests/transforms/test_near_dedupe_quality.py): re-encodes,
-rescales and small colour shifts move 0-4 of the 64 bits; a crop moves about
-two bits per percent of the side cropped, so crops beyond ~5 % of a side are
-out of reach of any Hamming threshold that keeps distinct images apart.
+Colour signature: the mean Y, Cb, Cr of each quarter of the image (12 bytes). A
+luminance hash cannot tell "white triangles on blue" from "yellow triangles on
+purple"; DedupeNear also requires the signatures within ``near_colour_delta``.
+
+Both are computed on the image *content*: for ``resize.mode: border`` the white
+padding that squares the image is cut off first, so two aspect ratios of one
+picture are not pushed apart by their padding. The decode reuses the resized
+bytes already in memory (about 0.3 ms for a 256 px JPEG): no second download.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ import apache_beam as beam
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.records import ResizedImage
-from transforms.resize import ResizeSpec, target_size
+from pipeline.records import ResizedImage, ScoredImage
+from transforms.imaging import ResizeSpec, target_size
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +54,35 @@ def _dct_matrix(n: int) -> np.ndarray:
     return np.cos(np.pi * (2 * i + 1) * k / (2 * n))
 
 
+@functools.lru_cache(maxsize=4)
+def _window(n: int) -> np.ndarray:
+    """Separable sine window: 1 in the middle, ~0 at the border."""
+    ramp = np.sin(np.pi * (np.arange(n) + 0.5) / n)
+    return np.outer(ramp, ramp)
+
+
 def phash_image(img: Image.Image) -> int:
-    """The 64-bit pHash of a PIL image, as an int (bit 63 = coefficient (0, 0))."""
+    """The 64-bit windowed pHash of a PIL image, as an int (bit 63 = coefficient (0, 0))."""
     grey = img.convert("L").resize((DCT_SIDE, DCT_SIDE), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
+    pixels = (pixels - pixels.mean()) * _window(DCT_SIDE)
     basis = _dct_matrix(DCT_SIDE)
     low = (basis @ pixels @ basis.T)[:HASH_SIDE, :HASH_SIDE].ravel()
     bits = low > np.median(low)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def colour_signature(img: Image.Image) -> bytes:
+    """Mean Y, Cb, Cr of each quarter (2x2 box average): 12 bytes."""
+    quarters = img.convert("RGB").convert("YCbCr").resize((2, 2), Image.Resampling.BOX)
+    return np.asarray(quarters, dtype=np.uint8).tobytes()
+
+
+def colour_distance(a: str, b: str) -> int:
+    """Largest per-channel difference of two hex colour signatures (0-255)."""
+    x = np.frombuffer(bytes.fromhex(a), dtype=np.uint8).astype(np.int16)
+    y = np.frombuffer(bytes.fromhex(b), dtype=np.uint8).astype(np.int16)
+    return int(np.abs(x - y).max())
 
 
 def to_hex(value: int) -> str:
@@ -83,24 +108,33 @@ def content_box(image: ResizedImage, spec: Optional[ResizeSpec]) -> Optional[tup
     return left, top, left + tw, top + th
 
 
-def phash_resized(image: ResizedImage, spec: Optional[ResizeSpec]) -> str:
-    """Hex pHash of a resized image's content; "" when its bytes do not decode."""
+def hash_resized(image: ResizedImage, spec: Optional[ResizeSpec]) -> tuple[str, str]:
+    """(hex pHash, hex colour signature) of a resized image's content; ("", "") if it does not decode."""
     try:
         with Image.open(io.BytesIO(image.data)) as img:
             img.load()
             box = content_box(image, spec)
-            return to_hex(phash_image(img.crop(box) if box else img))
+            content = img.crop(box) if box else img
+            return to_hex(phash_image(content)), colour_signature(content).hex()
     except _DECODE_ERRORS as exc:
         log.warning("cannot hash %s: %s: %s", image.pair.key, type(exc).__name__, exc)
-        return ""
+        return "", ""
+
+
+def with_hashes(record, spec: Optional[ResizeSpec]):
+    """A ResizedImage (or a ScoredImage's image) with ``phash`` and ``colour_sig`` set."""
+    if isinstance(record, ScoredImage):
+        return replace(record, image=with_hashes(record.image, spec))
+    phash, colour = hash_resized(record, spec)
+    return replace(record, phash=phash, colour_sig=colour)
 
 
 class HashImages(beam.PTransform):
-    """ResizedImage -> ResizedImage with ``phash`` (nothing dropped)."""
+    """ResizedImage (or ScoredImage) -> the same with ``phash`` and ``colour_sig`` (nothing dropped)."""
 
     def __init__(self, spec: Optional[ResizeSpec] = None):
         super().__init__()
         self.spec = spec
 
     def expand(self, images):
-        return images | "PHash" >> beam.Map(lambda im, spec: replace(im, phash=phash_resized(im, spec)), self.spec)
+        return images | "PHash" >> beam.Map(with_hashes, self.spec)

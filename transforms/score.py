@@ -1,13 +1,18 @@
 """ScoreClip: CLIP image-text cosine similarity per pair, through Beam's RunInference.
 
-Input: ``ResizedImage``. Output: ``ScoredImage`` (``clip_score``, ``clip_model``).
+Input: ``ResizedImage``. Output: ``ScoredImage`` (``clip_score``, ``clip_model`` and
+the L2-normalised image and text embeddings as float16 bytes, for OUT/embeddings/).
 Nothing is dropped here: ClipThreshold decides. The image scored is the resized
 one already in memory (no second download); the model's own eval preprocessing
 is applied to it, so scores match what open_clip would compute on that image.
 
 ``OpenClipHandler`` is a custom ``ModelHandler``: the open_clip model and
-tokenizer are built in ``load_model()`` (on the worker, never pickled), batches
-are sized by ``score.batch_size``, and the GPU is used (fp16 autocast) when present.
+tokenizer are built in ``load_model()`` (on the worker, never pickled; shared by
+the worker's threads through RunInference's shared model), batches are sized by
+``score.batch_size``. Decode + preprocessing of a batch run in a small thread
+pool (PIL releases the GIL). On CUDA the batch goes through pinned memory with a
+non-blocking copy and the model runs under bf16/fp16 autocast (``score.precision``);
+on CPU in fp32. Scores are always computed in fp32 from the normalised embeddings.
 
 Batches are formed deterministically (hash bucket of the key, sorted, cut into
 ``batch_size`` chunks) and handed to RunInference pre-batched: a float's last
@@ -44,6 +49,8 @@ class ScorerSpec:
     pretrained: str
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    embeddings: bool = True  # carry embeddings on ScoredImage (OUT/embeddings/)
 
     @property
     def model_id(self) -> str:
@@ -58,6 +65,16 @@ class LoadedScorer:
     preprocess: Any
     tokenizer: Any
     device: str
+    amp_dtype: Any = None  # torch dtype for CUDA autocast, None = fp32
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One batch through the model: scores and L2-normalised float16 embeddings."""
+
+    scores: list
+    image_embeddings: Any  # numpy float16 [n, d]
+    text_embeddings: Any
 
 
 def _pick_device(requested: str) -> str:
@@ -66,6 +83,17 @@ def _pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def _amp_dtype(device: str, precision: str):
+    """Autocast dtype: only on CUDA (CPU autocast is slower than fp32 for these models)."""
+    import torch
+
+    if not device.startswith("cuda") or precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
 
 
 def load_scorer(spec: ScorerSpec) -> LoadedScorer:
@@ -88,22 +116,72 @@ def load_scorer(spec: ScorerSpec) -> LoadedScorer:
             "--set score.pretrained=/path/to/open_clip_model.safetensors; or --set score.enabled=false."
         ) from exc
     model.eval()
-    return LoadedScorer(model, preprocess, tokenizer, device)
+    return LoadedScorer(model, preprocess, tokenizer, device, _amp_dtype(device, spec.precision))
+
+
+def _decode_and_preprocess(scorer: LoadedScorer, data: bytes):
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return scorer.preprocess(im.convert("RGB"))
+
+
+_POOL = None
+
+
+def _pool():
+    """A few threads for decode + preprocessing (PIL and torch release the GIL)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="wit-preprocess")
+    return _POOL
+
+
+def preprocess_batch(scorer: LoadedScorer, encoded_images: Sequence[bytes]):
+    """A [n, 3, H, W] float tensor: the model's own eval preprocessing of each encoded image."""
+    import torch
+
+    if len(encoded_images) < 8:
+        tensors = [_decode_and_preprocess(scorer, d) for d in encoded_images]
+    else:
+        tensors = list(_pool().map(lambda d: _decode_and_preprocess(scorer, d), encoded_images))
+    return torch.stack(tensors)
+
+
+def encode_pixels(scorer: LoadedScorer, pixels, captions: Sequence[str]) -> Encoded:
+    """Scores and embeddings of a preprocessed batch and its captions."""
+    import torch
+
+    tokens = scorer.tokenizer(list(captions))
+    if scorer.device.startswith("cuda"):
+        pixels = pixels.pin_memory().to(scorer.device, non_blocking=True)
+        tokens = tokens.to(scorer.device, non_blocking=True)
+    amp = torch.autocast("cuda", dtype=scorer.amp_dtype) if scorer.amp_dtype is not None else _NoAmp()
+    with torch.inference_mode(), amp:
+        img = scorer.model.encode_image(pixels)
+        txt = scorer.model.encode_text(tokens)
+    img = torch.nn.functional.normalize(img.float(), dim=-1)
+    txt = torch.nn.functional.normalize(txt.float(), dim=-1)
+    scores = (img * txt).sum(dim=-1).cpu().tolist()
+    return Encoded(scores, img.cpu().half().numpy(), txt.cpu().half().numpy())
+
+
+class _NoAmp:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def cosine_scores(scorer: LoadedScorer, images: Sequence, captions: Sequence[str]) -> list[float]:
     """Cosine similarity of each (PIL image, caption) pair."""
     import torch
 
-    pixels = torch.stack([scorer.preprocess(im) for im in images]).to(scorer.device)
-    tokens = scorer.tokenizer(list(captions)).to(scorer.device)
-    use_amp = scorer.device.startswith("cuda")
-    with torch.no_grad(), torch.autocast("cuda", enabled=use_amp, dtype=torch.float16):
-        img = scorer.model.encode_image(pixels)
-        txt = scorer.model.encode_text(tokens)
-    img = torch.nn.functional.normalize(img.float(), dim=-1)
-    txt = torch.nn.functional.normalize(txt.float(), dim=-1)
-    return (img * txt).sum(dim=-1).cpu().tolist()
+    pixels = torch.stack([scorer.preprocess(im) for im in images])
+    return encode_pixels(scorer, pixels, captions).scores
 
 
 class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
@@ -118,14 +196,13 @@ class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
 
     def run_inference(self, batch: Sequence[ResizedImage], model: LoadedScorer,
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
-        from PIL import Image
-
-        images = []
-        for item in batch:
-            with Image.open(io.BytesIO(item.data)) as im:
-                images.append(im.convert("RGB"))
-        scores = cosine_scores(model, images, [item.pair.caption for item in batch])
-        return [PredictionResult(item, score, self.spec.model_id) for item, score in zip(batch, scores)]
+        """One PredictionResult per image: inference = (score, image emb bytes, text emb bytes)."""
+        pixels = preprocess_batch(model, [item.data for item in batch])
+        out = encode_pixels(model, pixels, [item.pair.caption for item in batch])
+        keep = self.spec.embeddings
+        return [PredictionResult(item, (score, out.image_embeddings[i].tobytes() if keep else b"",
+                                        out.text_embeddings[i].tobytes() if keep else b""), self.spec.model_id)
+                for i, (item, score) in enumerate(zip(batch, out.scores))]
 
     def get_num_bytes(self, batch: Sequence[ResizedImage]) -> int:
         return sum(len(item.data) for item in batch)
@@ -165,8 +242,15 @@ class BatchDeterministically(beam.PTransform):
 
 
 def _to_scored(result: PredictionResult) -> ScoredImage:
+    """A handler may return a bare score or (score, image embedding bytes, text embedding bytes)."""
     metrics.inc(metrics.Counter.IMAGES_SCORED)
-    return ScoredImage(image=result.example, clip_score=float(result.inference), clip_model=result.model_id)
+    inference = result.inference
+    if isinstance(inference, tuple):
+        score, image_emb, text_emb = inference
+    else:
+        score, image_emb, text_emb = inference, b"", b""
+    return ScoredImage(image=result.example, clip_score=float(score), clip_model=result.model_id,
+                       image_embedding=image_emb, text_embedding=text_emb)
 
 
 class ScoreClip(beam.PTransform):
@@ -195,4 +279,4 @@ class SkipScoring(beam.PTransform):
 
 def scorer_spec(cfg) -> ScorerSpec:
     """ScorerSpec from the ``score`` config section."""
-    return ScorerSpec(cfg.model, cfg.pretrained, cfg.batch_size, cfg.device)
+    return ScorerSpec(cfg.model, cfg.pretrained, cfg.batch_size, cfg.device, cfg.precision, cfg.embeddings)

@@ -51,7 +51,7 @@ def sample_row(scored: ScoredImage) -> dict:
         "original_height": image.original_height,
         "exif": None,
         "sha256": image.sha256,
-        "phash": None,
+        "phash": image.phash or None,  # 64-bit windowed DCT pHash, hex (transforms/hashing.py)
         "clip_score": scored.clip_score,
         "clip_model": scored.clip_model or None,
         "page_url": pair.page_url,

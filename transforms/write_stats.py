@@ -8,6 +8,8 @@ itself, so they hold on every runner (Beam metrics are best-effort on some).
 
 ``pairs_extracted == kept + rejected`` is checked here and recorded as
 ``accounting_ok``; a mismatch is logged as an error (it means a lost pair).
+Values only known once the pipeline ran (the CLIP threshold a ``keep_fraction``
+gave) come as a side input of ``(section, name, value)`` and are set into ``extra``.
 """
 
 from __future__ import annotations
@@ -65,8 +67,16 @@ def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Map
     return stats
 
 
-def _write(counted, output_dir, stage_order, extra):
-    stats = build_stats(counted, stage_order, extra)
+def with_values(extra: Mapping, values: Sequence[tuple]) -> dict:
+    """``extra`` with each ``(section, name, value)`` set (sections are copied, not mutated)."""
+    merged = dict(extra)
+    for section, name, value in sorted(values, key=lambda v: (v[0], v[1])):
+        merged[section] = {**merged.get(section, {}), name: value}
+    return merged
+
+
+def _write(counted, output_dir, stage_order, extra, values=()):
+    stats = build_stats(counted, stage_order, with_values(extra, values))
     payload = (json.dumps(stats, indent=2, sort_keys=False) + "\n").encode("utf-8")
     write_atomically(FileSystems.join(output_dir, shard_format.STATS_FILE), payload)
 
@@ -74,16 +84,19 @@ def _write(counted, output_dir, stage_order, extra):
 class WriteStats(beam.PTransform):
     """Count events -> OUT/stats.json."""
 
-    def __init__(self, output_dir: str, stage_order: Sequence[str], extra: Mapping):
+    def __init__(self, output_dir: str, stage_order: Sequence[str], extra: Mapping, values=None):
         super().__init__()
         self.output_dir = output_dir
         self.stage_order = list(stage_order)
         self.extra = dict(extra)
+        self.values = values  # optional PCollection of (section, name, value)
 
     def expand(self, events):
+        values = events.pipeline | "NoStatsValues" >> beam.Create([]) if self.values is None else self.values
         return (
             events
             | "CountEvents" >> beam.combiners.Count.PerElement()
             | "CollectCounts" >> beam.combiners.ToList()
-            | "WriteStatsJson" >> beam.Map(_write, self.output_dir, self.stage_order, self.extra)
+            | "WriteStatsJson" >> beam.Map(_write, self.output_dir, self.stage_order, self.extra,
+                                           beam.pvalue.AsList(values))
         )

@@ -9,7 +9,7 @@ from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, PageFailure
 from pipeline.sample import SampleServer, generate_site
 from tests.conftest import counter as _counter, local_test_pipeline
-from transforms.crawl import FetchPages, crawl_site, extract_links, normalize_url
+from transforms.crawl import DuplicatePages, FetchPages, PageLinks, crawl_site, extract_links, normalize_url, page_links
 from transforms.http_client import ClientSettings, HttpClient
 
 # Loopback only, no retries, short timeouts: the sample server answers at once.
@@ -165,3 +165,64 @@ def test_fetch_pages_pipeline_outputs_and_counters(server):
     result.wait_until_finish()
     assert _counter(result, Counter.PAGES_FETCHED.value) == 6
     assert _counter(result, DropReason.CRAWL_HTTP_4XX.value) == 1
+
+
+# -- canonical links and duplicate pages -------------------------------------------
+
+def test_page_links_reads_canonical_with_base_and_rel_lists():
+    html = (b'<head><base href="http://h/d/"><link rel="alternate stylesheet" href="/x.css">'
+            b'<link rel="Canonical" href="../c.html#top"></head><a href="a.html">a</a>')
+    found = page_links(html, "http://h/d/p.html?utm=1")
+    assert found.canonical == "http://h/c.html" and found.links == ("http://h/d/a.html",)
+    assert page_links(b'<link rel="canonical" href="javascript:x">', "http://h/").canonical == ""
+    assert page_links(b"", "http://h/") == PageLinks()
+
+
+def test_canonical_and_same_bytes_pages_are_duplicates(scripted_server, client):
+    base, routes, _ = scripted_server
+    html = lambda body, canonical="": (200, {"Content-Type": "text/html"}, (  # noqa: E731
+        f'<html><head>{canonical}</head><body>{body}</body></html>').encode())
+    routes["/"] = html('<a href="/a.html">a</a><a href="/amp/a.html">a2</a><a href="/b.html">b</a>'
+                       '<a href="/copy.html">c</a><a href="/print/b.html">p</a>')
+    routes["/a.html"] = html('<img src="/1.jpg" alt="one">')
+    # an AMP copy of the article, naming its canonical URL
+    routes["/amp/a.html"] = html('<img src="/1.jpg" alt="one"> <span>ad 2</span>',
+                                     f'<link rel="canonical" href="{base}/a.html">')
+    routes["/b.html"] = html('<img src="/2.jpg" alt="two"><a href="/only-from-b.html">deeper</a>')
+    routes["/copy.html"] = routes["/b.html"]  # byte-identical copy at another URL
+    # a print view naming b.html as canonical, crawled after b.html (sorted order)
+    routes["/print/b.html"] = html('<img src="/2.jpg" alt="two"><a href="/only-from-print.html">x</a>',
+                                   f'<link rel="canonical" href="{base}/b.html">')
+    routes["/only-from-b.html"] = html("deep")
+    routes["/only-from-print.html"] = html("deep too")
+    results = list(crawl_site(client, [base + "/"], max_depth=2, max_pages=50))
+    got = [(r.url.removeprefix(base), getattr(r, "reason", "ok")) for r in results]
+    dup = DropReason.CRAWL_DUPLICATE_PAGE
+    # each level in sorted URL order: the first of equals wins
+    assert got == [("/", "ok"), ("/a.html", "ok"), ("/amp/a.html", dup), ("/b.html", "ok"),
+                   ("/copy.html", dup), ("/print/b.html", dup),
+                   ("/only-from-b.html", "ok"), ("/only-from-print.html", "ok")]  # a duplicate's links are followed
+    details = {r.url.removeprefix(base): r.detail for r in results if isinstance(r, PageFailure)}
+    assert details == {"/amp/a.html": f"canonical {base}/a.html already crawled as {base}/a.html",
+                       "/copy.html": f"same bytes as {base}/b.html",
+                       "/print/b.html": f"canonical {base}/b.html already crawled as {base}/b.html"}
+
+
+def test_a_canonical_claimed_first_makes_the_canonical_page_a_duplicate():
+    dup = DuplicatePages()
+    variant = Page(url="http://h/a?utm=1", html=b"variant", depth=1)
+    assert dup.check(variant, "http://h/a") == ""
+    assert dup.check(Page(url="http://h/a", html=b"original", depth=2), "") == (
+        "http://h/a already crawled as http://h/a?utm=1")  # the variant stood for it
+    assert dup.check(Page(url="http://h/self", html=b"self", depth=2), "http://h/self") == ""  # self-canonical
+
+
+def test_duplicate_checks_can_be_turned_off(scripted_server, client):
+    base, routes, _ = scripted_server
+    page = (200, {"Content-Type": "text/html"}, b'<link rel="canonical" href="/"><a href="/same.html">s</a>')
+    routes["/"] = page
+    routes["/same.html"] = page
+    both = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, canonical=False, duplicate_content=False))
+    assert all(isinstance(r, Page) for r in both) and len(both) == 2
+    only_bytes = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, canonical=False))
+    assert [type(r) for r in only_bytes] == [Page, PageFailure] and "same bytes" in only_bytes[1].detail

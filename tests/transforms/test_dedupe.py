@@ -46,3 +46,67 @@ def test_dedupe_images_keeps_smallest_image_url_and_reports_metric():
     result.wait_until_finish()
     counters = result.metrics().query()["counters"]
     assert sum(c.committed for c in counters if c.key.metric.name == "dedupe.image_exact") == 1
+
+
+# -- (url, caption) and near-duplicate dedupe ------------------------------------------
+
+from filters.dedupe_policy import SurvivorPolicy  # noqa: E402
+from pipeline.records import ScoredImage  # noqa: E402
+from tests.conftest import counter  # noqa: E402
+from transforms.dedupe import DedupeNear, DedupeUrlCaptions  # noqa: E402
+from transforms.lsh import LshSpec  # noqa: E402
+
+GREY, RED = "80" * 12, "f0" * 12
+BASE = 0xF0F0_F0F0_F0F0_F0F0
+
+
+def _hashed(key, phash, colour=GREY, pixels=100, score=None):
+    pair = _pair("http://s/p", 0, f"http://s/{key}.jpg", key)
+    image = ResizedImage(pair=pair, data=b"x", ext="jpg", width=8, height=8, original_width=pixels,
+                         original_height=pixels, sha256=key, phash=f"{phash:016x}" if phash is not None else "",
+                         colour_sig=colour)
+    return ScoredImage(image=image, clip_score=score) if score is not None else image
+
+
+def test_dedupe_url_captions_keeps_one_pair_per_caption():
+    pairs = [AltPair("k1", "http://s/a", "http://s/i.jpg", "a red star"),
+             AltPair("k2", "http://s/b", "http://S/i.jpg#x", "a red star"),
+             AltPair("k3", "http://s/b", "http://s/i.jpg", "another caption here", position=1)]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(pairs) | DedupeUrlCaptions()
+    assert_that(kept | "K" >> beam.Map(lambda r: r.key), equal_to(["k1", "k3"]), label="kept")
+    assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail)),
+                equal_to([("k2", "dedupe.url_caption", "duplicate of k1")]), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "dedupe.url_caption") == 1
+
+
+def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor():
+    records = [
+        _hashed("a1", BASE, pixels=100), _hashed("a2", BASE ^ 0b11, pixels=300),  # 2 bits from a1
+        _hashed("a3", BASE ^ (0b1111 << 40), pixels=50),  # 4 from a1
+        _hashed("a4", BASE ^ (0b1111 << 40) ^ (0b1111 << 8), pixels=10),  # 8 from a3, 12 from a1: via a3
+        _hashed("a5", BASE, pixels=100),  # identical signature to a1
+        _hashed("b1", 0x0123_4567_89AB_CDEF),  # far away
+        _hashed("c1", BASE, colour=RED),  # same hash, other colours: another picture
+        _hashed("d1", None),  # not hashed: passes
+    ]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("largest"))
+    assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(["a2", "b1", "c1", "d1"]), label="kept")
+    assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail)),
+                equal_to([(k, "dedupe.image_near", "duplicate of a2 (group of 5)") for k in ("a1", "a3", "a4", "a5")]),
+                label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "dedupe.image_near") == 4
+
+
+def test_dedupe_near_best_clip_score_on_scored_images():
+    records = [_hashed("a1", BASE, score=0.2), _hashed("a2", BASE ^ 0b11, score=0.9), _hashed("a3", BASE, score=0.5)]
+    with local_test_pipeline() as p:
+        kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("best_clip_score"))
+        assert_that(kept | "K" >> beam.Map(lambda r: (r.image.pair.key, r.clip_score)), equal_to([("a2", 0.9)]),
+                    label="kept")
+        assert_that(rejected | "R" >> beam.Map(lambda r: r.key), equal_to(["a1", "a3"]), label="rejected")

@@ -59,3 +59,4 @@ def test_xml_declaration_and_broken_markup_do_not_crash():
 
 def test_decode_html_prefers_declared_charset():
     assert decode_html("é".encode("cp1252"), "text/html; charset=windows-1252") == "é"
+

@@ -5,6 +5,7 @@ import io
 import math
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.testing.util import assert_that, equal_to
@@ -115,9 +116,16 @@ def test_open_clip_handler_scores_a_batch(tiny_scorer):
     results = list(handler.run_inference(BATCH, tiny_scorer))
     assert [r.example for r in results] == BATCH
     assert {r.model_id for r in results} == {"wit-tiny"}
-    scores = [r.inference for r in results]
+    scores = [r.inference[0] for r in results]
     assert all(isinstance(s, float) and -1.0 <= s <= 1.0 and math.isfinite(s) for s in scores)
-    again = [r.inference for r in handler.run_inference(BATCH, tiny_scorer)]
+    for _score, image_emb, text_emb in (r.inference for r in results):  # float16, L2-normalised
+        for emb in (image_emb, text_emb):
+            vec = np.frombuffer(emb, dtype="<f2").astype(np.float32)
+            assert vec.size == tiny_scorer.model.text_projection.shape[1]
+            assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-2
+        assert _score == pytest.approx(float(np.frombuffer(image_emb, "<f2").astype(np.float32)
+                                             @ np.frombuffer(text_emb, "<f2").astype(np.float32)), abs=5e-3)
+    again = [r.inference[0] for r in handler.run_inference(BATCH, tiny_scorer)]
     assert again == pytest.approx(scores, abs=1e-6)  # eval mode: deterministic
     images = [Image.open(io.BytesIO(item.data)).convert("RGB") for item in BATCH]
     direct = cosine_scores(tiny_scorer, images, [item.pair.caption for item in BATCH])
@@ -163,3 +171,18 @@ def test_known_tag_without_cached_weights_offline():
             pytest.skip("the ViT-B-32 weights are in the local Hugging Face cache")
     with pytest.raises(ScorerUnavailable, match="laion2b_s34b_b79k.*score.pretrained="):
         load_scorer(ScorerSpec("ViT-B-32", "laion2b_s34b_b79k", device="cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_path_agrees_with_cpu(tiny_scorer):
+    """autocast + pinned-memory path: same scores as fp32 CPU within half-precision error."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    spec = ScorerSpec("configs/models/wit-tiny.json", "", batch_size=3, device="cuda")
+    gpu = load_scorer(spec)
+    gpu.model.load_state_dict(tiny_scorer.model.state_dict())
+    cpu_scores = [r.inference[0] for r in OpenClipHandler(TINY).run_inference(BATCH, tiny_scorer)]
+    gpu_scores = [r.inference[0] for r in OpenClipHandler(spec).run_inference(BATCH, gpu)]
+    assert gpu.amp_dtype is not None and gpu_scores == pytest.approx(cpu_scores, abs=2e-2)

@@ -1,0 +1,51 @@
+"""filters.boilerplate: the same alt text on more than N distinct images of a site."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from filters.boilerplate import DropBoilerplate, boilerplate_key, distinct_images
+from pipeline.records import AltPair, DropReason
+from tests.conftest import counter as _counter, local_test_pipeline
+
+
+def _pair(n: int, caption: str, site: str = "shop.test", image: str = "", page_url: str = "") -> AltPair:
+    return AltPair(key=f"k{site}{n}{caption[:3]}", page_url=page_url or f"http://{site}/p{n}.html",
+                   image_url=image or f"http://cdn.test/{site}/{n}.jpg", caption=caption)
+
+
+def test_key_is_site_and_normalised_caption():
+    assert boilerplate_key(_pair(1, "  Product IMAGE. ")) == ("shop.test", "product image")
+    assert boilerplate_key(AltPair(key="k", page_url="", image_url="http://x/1.jpg", caption="a b c")) is None
+    assert boilerplate_key(_pair(1, "...")) is None
+
+
+def test_distinct_images_counts_urls_not_pairs():
+    same = [_pair(i, "logo", image="http://cdn.test/logo.png") for i in range(5)]
+    assert distinct_images(same) == 1
+    assert distinct_images([_pair(i, "x") for i in range(50)], cap=10) == 11  # stops past the cap
+
+
+def test_drop_boilerplate_pipeline():
+    read_more = [_pair(i, "Read more" if i % 2 else "read more!") for i in range(4)]   # 4 distinct images
+    logo = [_pair(i, "Shop logo in red", image="http://cdn.test/logo.png") for i in range(6)]  # 1 image
+    product = [_pair(i, "Blue cotton t-shirt front") for i in range(3)]              # 3: at the limit
+    other_site = [_pair(i, "Read more", site="blog.test") for i in range(2)]          # another site
+    listed = [AltPair(key=f"l{i}", page_url="", image_url=f"http://x/{i}.jpg", caption="Read more")
+              for i in range(5)]                                                       # no page: no site
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(read_more + logo + product + other_site + listed) | DropBoilerplate(3)
+    assert_that(kept | "KeptKeys" >> beam.Map(lambda r: r.key),
+                equal_to([x.key for x in logo + product + other_site + listed]), label="kept")
+    assert_that(rejected | "Rejected" >> beam.Map(lambda r: (r.key, r.reason, r.detail)),
+                equal_to([(x.key, DropReason.CAPTION_BOILERPLATE.value,
+                           "'read more' on 4 distinct images of shop.test (max 3)") for x in read_more]),
+                label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert _counter(result, DropReason.CAPTION_BOILERPLATE.value) == 4
+
+
+def test_zero_is_not_a_limit():
+    with pytest.raises(ValueError):
+        DropBoilerplate(0)

@@ -1,0 +1,56 @@
+"""transforms.semantic_dedupe: spherical k-means, the within-cluster greedy rule, the Beam stage."""
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.testing.util import assert_that, equal_to
+
+from filters.dedupe_policy import SurvivorPolicy
+from pipeline.records import AltPair, ResizedImage, ScoredImage
+from tests.conftest import counter, local_test_pipeline
+from transforms.semantic_dedupe import SemanticDedupe, SemanticSpec, semantic_duplicates, spherical_kmeans
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def test_kmeans_is_deterministic_and_separates_clusters():
+    rng = np.random.default_rng(0)
+    centres = np.eye(4)
+    x = np.concatenate([c + 0.05 * rng.normal(size=(50, 4)) for c in centres])
+    a, b = spherical_kmeans(x, 4, seed=0), spherical_kmeans(x, 4, seed=0)
+    assert np.array_equal(a, b) and a.shape == (4, 4)
+    labels = np.argmax(x @ a.T, axis=1)
+    assert len(set(labels[:50])) == 1 and len(set(labels)) == 4
+    assert spherical_kmeans(np.ones((3, 4)), 8).shape == (1, 4)  # k capped by distinct points
+
+
+def test_greedy_rule_keeps_first_of_each_near_copy():
+    base = _unit([1, 0, 0, 0])
+    rows = [base, _unit([1, 0.05, 0, 0]), _unit([0, 1, 0, 0]), _unit([1, 0.02, 0.02, 0])]
+    dropped = semantic_duplicates(np.array(rows), eps=0.01)
+    assert [(i, j) for i, j, _ in dropped] == [(1, 0), (3, 0)]
+    assert all(c > 0.99 for _, _, c in dropped)
+    assert semantic_duplicates(np.array(rows), eps=0.0001) == []
+
+
+def _scored(key, vector, score=0.5):
+    pair = AltPair(key=key, page_url="http://s/p", image_url=f"http://s/{key}.jpg", caption="a b c")
+    image = ResizedImage(pair=pair, data=b"", ext="jpg", width=1, height=1, original_width=1, original_height=1,
+                         sha256="")
+    return ScoredImage(image=image, clip_score=score, image_embedding=_unit(vector).astype("<f2").tobytes())
+
+
+def test_semantic_dedupe_stage_with_policy_and_metrics():
+    records = [_scored("a", [1, 0, 0, 0], 0.3), _scored("b", [1, 0.03, 0, 0], 0.9), _scored("c", [0, 1, 0, 0]),
+               _scored("d", [0, 0, 1, 0]), ScoredImage(image=_scored("e", [1, 0, 0, 0]).image, clip_score=0.4)]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | SemanticDedupe(SemanticSpec(eps=0.01, clusters=3),
+                                                               SurvivorPolicy("best_clip_score"))
+    assert_that(kept | "K" >> beam.Map(lambda s: s.image.pair.key), equal_to(["b", "c", "d", "e"]), label="kept")
+    assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail.split(" (")[0])),
+                equal_to([("a", "dedupe.semantic", "cosine 0.9996 to b")]), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "dedupe.semantic") == 1

@@ -1,0 +1,146 @@
+"""SemanticDedupe (SemDeDup): drop images whose CLIP embedding nearly repeats a kept one's.
+
+Input: ``ScoredImage`` with ``image_embedding`` (after ClipThreshold). Output:
+``(kept, rejected)``; a dropped image gets ``dedupe.semantic`` with the cosine and
+the key of the kept image it repeats. Images without an embedding pass through.
+
+As in SemDeDup (Abbas et al., 2023): cluster the embeddings with k-means, then within
+each cluster, walk the images in survivor-policy order and drop an image whose cosine
+similarity to an already kept image of its cluster exceeds ``1 - eps``. Clustering
+keeps the pairwise work to the clusters (n²/k instead of n²).
+
+At Beam scale: k-means (spherical, numpy) is fitted on a deterministic sample (the
+``sample`` images with the smallest key hashes) on one worker; the centroids go to
+every worker as a side input; images are grouped by nearest centroid and each
+cluster is deduplicated on its own. Off by default (``dedupe.semantic``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import apache_beam as beam
+import numpy as np
+
+from pipeline import metrics
+from pipeline.records import DropReason, Rejection, ScoredImage, pair_of
+from transforms.embeddings import decode
+
+
+@dataclass(frozen=True)
+class SemanticSpec:
+    eps: float = 0.05  # drop when cosine > 1 - eps
+    clusters: int = 64
+    sample: int = 50000  # images k-means is fitted on
+    iterations: int = 25
+    seed: int = 0
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
+    """``[k', d]`` unit centroids (k' = min(k, distinct rows)); k-means++ init from a fixed seed."""
+    x = _normalise(np.asarray(x, dtype=np.float32))
+    k = max(1, min(k, len(np.unique(x, axis=0))))
+    rng = np.random.default_rng(seed)
+    centroids = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        dist = np.clip(1.0 - np.max(x @ np.array(centroids).T, axis=1), 0.0, None)
+        total = float(dist.sum())
+        centroids.append(x[rng.choice(len(x), p=dist / total)] if total > 0 else x[rng.integers(len(x))])
+    c = np.array(centroids)
+    for _ in range(iterations):
+        labels = np.argmax(x @ c.T, axis=1)
+        moved = np.array([x[labels == j].sum(axis=0) if np.any(labels == j) else c[j] for j in range(len(c))])
+        c_new = _normalise(moved)
+        if np.allclose(c_new, c, atol=1e-6):
+            break
+        c = c_new
+    return c.astype(np.float32)
+
+
+def semantic_duplicates(vectors: np.ndarray, eps: float) -> list[tuple[int, int, float]]:
+    """Greedy within one cluster, rows in survivor order: ``(dropped row, kept row, cosine)``."""
+    x = _normalise(np.asarray(vectors, dtype=np.float32))
+    sims = x @ x.T
+    kept: list[int] = []
+    dropped = []
+    for i in range(len(x)):
+        if kept:
+            row = sims[i, kept]
+            j = int(np.argmax(row))
+            if row[j] > 1.0 - eps:
+                dropped.append((i, kept[j], float(row[j])))
+                continue
+        kept.append(i)
+    return dropped
+
+
+def _sample_key(record: ScoredImage) -> int:
+    return zlib.crc32(record.image.pair.key.encode("utf-8"))
+
+
+def _fit(sampled, spec: SemanticSpec):
+    if not sampled:
+        return np.empty((0, 0), dtype=np.float32)
+    ordered = sorted(sampled)  # (crc, key, embedding): the same order on every run
+    return spherical_kmeans(np.stack([decode(e) for _, _, e in ordered]).astype(np.float32),
+                            spec.clusters, spec.iterations, spec.seed)
+
+
+def _assign(record: ScoredImage, centroids: np.ndarray):
+    if not record.image_embedding or centroids.size == 0:
+        return -1, record
+    return int(np.argmax(centroids @ decode(record.image_embedding).astype(np.float32))), record
+
+
+class _DedupeClusterFn(beam.DoFn):
+    def __init__(self, spec: SemanticSpec, rank: Callable):
+        self.spec, self.rank = spec, rank
+
+    def process(self, cluster_and_records):
+        cluster, records = cluster_and_records
+        records = sorted(records, key=self.rank)
+        if cluster < 0:  # no embedding: nothing to compare
+            yield from records
+            return
+        vectors = np.stack([decode(r.image_embedding).astype(np.float32) for r in records])
+        dropped = {i: (j, cos) for i, j, cos in semantic_duplicates(vectors, self.spec.eps)}
+        for i, record in enumerate(records):
+            if i not in dropped:
+                yield record
+                continue
+            j, cos = dropped[i]
+            metrics.inc_reason(DropReason.DEDUPE_SEMANTIC)
+            yield beam.pvalue.TaggedOutput("rejected", Rejection.of(
+                pair_of(record), DropReason.DEDUPE_SEMANTIC,
+                f"cosine {cos:.4f} to {records[j].image.pair.key} (cluster {cluster})"))
+
+
+class SemanticDedupe(beam.PTransform):
+    """ScoredImage -> (kept, Rejection dedupe.semantic). ``rank``: survivor policy, smallest kept."""
+
+    def __init__(self, spec: SemanticSpec, rank: Callable):
+        super().__init__()
+        self.spec, self.rank = spec, rank
+
+    def expand(self, scored):
+        centroids = (
+            scored
+            | "SampleKeys" >> beam.FlatMap(
+                lambda r: [(_sample_key(r), r.image.pair.key, r.image_embedding)] if r.image_embedding else [])
+            | "Sample" >> beam.combiners.Top.Smallest(self.spec.sample)
+            | "FitKMeans" >> beam.Map(_fit, self.spec)
+        )
+        out = (
+            scored
+            | "AssignCluster" >> beam.Map(_assign, beam.pvalue.AsSingleton(centroids))
+            | "GroupCluster" >> beam.GroupByKey()
+            | "DedupeCluster" >> beam.ParDo(_DedupeClusterFn(self.spec, self.rank)).with_outputs(
+                "rejected", main="kept")
+        )
+        return out.kept, out.rejected
