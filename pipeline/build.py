@@ -3,11 +3,25 @@
 Input: a ``CurateConfig``, seed URLs and an output directory. Output: a Beam
 pipeline graph that writes the output contract (see pipeline/shard_format.py).
 
-    seeds -> FetchPages -> ExtractAltText ┐
-    URL lists -> ReadUrlList ─────────────┴-> CaptionRules -> DedupeUrls
-          -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> DedupeImages
-          -> ScoreClip -> ClipThreshold -> WriteShards
+    seeds -> FetchPages ───┬-> ExtractAltText ┐
+    WARCs -> ReadWarc pages ┘                  │
+             ReadWarc WAT pairs ───────────────┤
+    URL lists -> ReadUrlList ──────────────────┴-> CaptionRules -> DropBoilerplate -> DedupeUrls
+          (or DedupeUrlCaptions) [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
+          -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> HashImages
+          -> DedupeImages -> DedupeNear -> ScoreClip -> ClipThreshold [-> SemanticDedupe] -> WriteShards
+                                           ScoreClip -> WriteEmbeddings
     every stage's rejects -> WriteRejections;  counts of everything -> WriteStats
+
+Where DedupeNear runs: before ScoreClip, so duplicates are never scored (the model is
+the expensive step), unless the survivor policy is ``best_clip_score``, which needs
+the scores: then ScoreClip -> DedupeNear -> ClipThreshold. Either way a duplicate is
+dropped as ``dedupe.image_near`` whatever its score, and the threshold (or the
+``keep_fraction`` quantile) is taken over one image per group. SemanticDedupe needs
+the embeddings and runs last, on what the threshold kept (fewer, cleaner images).
+
+``build_refilter`` wires the same threshold and dedupe stages over a finished
+output (``wit refilter``, pipeline/refilter.py).
 
 Every extracted pair leaves exactly one way: a shard, or a rejection row.
 """
@@ -20,115 +34,347 @@ from typing import Optional, Sequence
 import apache_beam as beam
 
 from filters.base import ApplyRules
+from filters.boilerplate import DropBoilerplate
 from filters.caption_rules import caption_rules
-from filters.clip_threshold import ClipThresholdRule
+from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, ThresholdSpec
+from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
 from pipeline.config import CurateConfig
 from transforms.crawl import FetchPages
-from transforms.dedupe import DedupeImages, DedupeUrls
-from transforms.extract_alt_text import ExtractAltText
+from transforms.dedupe import DedupeImages, DedupeNear, DedupeUrlCaptions, DedupeUrls
+from transforms.embeddings import WriteEmbeddings
+from transforms.hashing import HashImages
+from transforms.lsh import LshSpec
+from transforms.extract_alt_text import ExtractAltText, extract_spec
 from transforms.fetch import FetchImages, client_settings
-from transforms.resize import resize_spec
+from transforms.resize import ResizeImages, resize_spec
 from transforms.score import ScoreClip, SkipScoring, scorer_spec
+from transforms.semantic_dedupe import SemanticDedupe, SemanticSpec
 from transforms.sources import ReadSeeds
 from transforms.url_list import ReadUrlList
+from transforms.warc import ReadWarc, UseArchivedImages, warc_limits
 from transforms.write_shards import WriteRejections, WriteShards
 from transforms.write_stats import WriteStats
 
 # Stage labels in flow order: Beam step names (shown on Dataflow) and funnel rows.
-STAGES = ("ExtractAltText", "CaptionRules", "DedupeUrls", "FetchImages", "ResizeImages",
-          "ImageRules", "DedupeImages", "ClipThreshold")
+STAGES = ("ExtractAltText", "CaptionRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
+          "ImageRules", "DedupeImages", "DedupeNear", "ClipThreshold", "SemanticDedupe")
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """Where pairs come from: seed URLs to crawl and/or img2dataset-style URL lists."""
+    """Where pairs come from: seed URLs to crawl, img2dataset-style URL lists, web archives."""
 
     seeds_file: Optional[str] = None
     seed_urls: Sequence[str] = ()
     url_list: Optional[str] = None  # path or glob
     url_col: str = "url"
     caption_col: str = "caption"
+    warc: Optional[str] = None  # path or glob of WARC / WARC.gz / WAT files
 
     @property
     def crawls(self) -> bool:
         return bool(self.seeds_file or self.seed_urls)
 
 
-def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs):
-    """(pages, page_failures, extracted pairs, unusable-pair rejections) from every input."""
-    sources, unusable = [], []
+@dataclass
+class _Sources:
+    """What the inputs give: pages (for the page funnel), pairs, unusable pairs, archived images."""
+
+    pages: object
+    page_failures: object
+    extracted: object
+    unusable: object
+    archived_images: object = None  # ArchivedImage PCollection when a WARC is read
+    values: tuple = ()  # (section, name, value) PCollections for stats.json
+
+
+def _flatten(p: beam.Pipeline, pcolls: list, label: str):
+    if not pcolls:
+        return p | f"No{label}" >> beam.Create([])
+    return tuple(pcolls) | f"All{label}" >> beam.Flatten()
+
+
+def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Sources:
+    """Pages (crawled, archived) through ExtractAltText, plus listed and WAT pairs, from every input."""
+    pages, failures, sources, unusable, values, archived = [], [], [], [], [], None
+    spec = extract_spec(cfg.extract, cfg.resize.image_size)
     if inputs.crawls:
         seeds = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls)
         page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
-        pages, page_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
-        extracted, bad = pages | "ExtractAltText" >> ExtractAltText()
+        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
+        pages.append(crawled)
+        failures.append(crawl_failures)
+    if inputs.warc:
+        warc = p | "ReadWarc" >> ReadWarc(inputs.warc, warc_limits(cfg.crawl, cfg.fetch), spec)
+        pages.append(warc["pages"])
+        failures.append(warc["failures"])
+        sources.append(warc["pairs"])
+        unusable.append(warc["rejected"])
+        values.append(warc["stats"])
+        archived = warc["images"]
+    all_pages = _flatten(p, pages, "Pages")
+    if pages:
+        extracted, bad = all_pages | "ExtractAltText" >> ExtractAltText(spec)
         sources.append(extracted)
         unusable.append(bad)
-    else:
-        pages = p | "NoPages" >> beam.Create([])
-        page_failures = p | "NoPageFailures" >> beam.Create([])
     if inputs.url_list:
         listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col)
         sources.append(listed)
         unusable.append(bad)
-    extracted = tuple(sources) | "AllPairs" >> beam.Flatten()
-    return pages, page_failures, extracted, tuple(unusable) | "AllUnusable" >> beam.Flatten()
+    return _Sources(all_pages, _flatten(p, failures, "PageFailures"), _flatten(p, sources, "Pairs"),
+                    _flatten(p, unusable, "Unusable"), archived, tuple(values))
+
+
+def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
+    """CaptionRules, then DropBoilerplate (it needs a count over all pairs of a site)."""
+    pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
+    if cfg.caption.boilerplate_max_images:
+        pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(
+            cfg.caption.boilerplate_max_images)
+    return pairs
+
+
+def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list):
+    """FetchImages (download + resize); pairs whose image a WARC holds skip the download
+    and go straight to ResizeImages. Rejections keep their two funnel rows."""
+    from_archive = None
+    if archived is not None:
+        routed = (pairs, archived) | "UseArchivedImages" >> UseArchivedImages()
+        pairs, from_archive = routed["download"], routed["archived"]
+        values.append(routed["stats"])
+    # Download and resize run in the same worker threads (transforms/fetch.py);
+    # the funnel still shows them as two stages, split by reason.
+    images, fetch_rejects = pairs | "FetchImages" >> FetchImages(
+        client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
+        resize=resize_spec(cfg.resize))
+    rejected["FetchImages"], resize_rejects = fetch_rejects | "SplitFetchResize" >> beam.Partition(
+        lambda rej, _n: int(rej.reason.startswith("image.")), 2)
+    if from_archive is not None:
+        unarchived, archive_rejects = from_archive | "ResizeArchivedImages" >> ResizeImages(resize_spec(cfg.resize))
+        images = (images, unarchived) | "AllImages" >> beam.Flatten()
+        resize_rejects = (resize_rejects, archive_rejects) | "AllResizeRejects" >> beam.Flatten()
+    rejected["ResizeImages"] = resize_rejects
+    return images
 
 
 def _events(pcoll, label: str, make):
     return pcoll | label >> beam.Map(make)
 
 
-def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_dir: str,
-                   score_handler=None) -> None:
-    """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests)."""
-    client = client_settings(cfg.fetch)
-    rejected = {}
-    pages, page_failures, extracted, rejected["ExtractAltText"] = _read_inputs(p, cfg, inputs)
-    pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
-    if cfg.dedupe.url:
-        pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
-    # Download and resize run in the same worker threads (transforms/fetch.py);
-    # the funnel still shows them as two stages, split by reason.
-    images, fetch_rejects = pairs | "FetchImages" >> FetchImages(
-        client, cfg.fetch.concurrency, cfg.fetch.per_host_concurrency, resize=resize_spec(cfg.resize))
-    rejected["FetchImages"], rejected["ResizeImages"] = fetch_rejects | "SplitFetchResize" >> beam.Partition(
-        lambda rej, _n: int(rej.reason.startswith("image.")), 2)
-    images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
+def lsh_spec(cfg: CurateConfig) -> LshSpec:
+    d = cfg.dedupe
+    return LshSpec(d.near_threshold, d.near_rounds, d.near_bands, d.near_colour_delta)
+
+
+def semantic_spec(cfg: CurateConfig) -> SemanticSpec:
+    d = cfg.dedupe
+    return SemanticSpec(d.semantic_eps, d.semantic_clusters, d.semantic_sample)
+
+
+def threshold_spec(cfg: CurateConfig) -> ThresholdSpec:
+    return ThresholdSpec(cfg.score.min_score, cfg.score.keep_fraction)
+
+
+def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPolicy):
+    """HashImages, exact and (unless it needs scores) near-duplicate dedupe."""
+    images = images | "HashImages" >> HashImages(resize_spec(cfg.resize))
     if cfg.dedupe.image_exact:
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()
-    if cfg.score.enabled:
-        scored = images | "ScoreClip" >> ScoreClip(scorer_spec(cfg.score), score_handler)
-        kept, rejected["ClipThreshold"] = scored | "ClipThreshold" >> ApplyRules(
-            [ClipThresholdRule(cfg.score.min_score)])
-    else:
-        kept = images | "SkipScoring" >> SkipScoring()
+    if cfg.dedupe.near and not policy.needs_scores:
+        images, rejected["DedupeNear"] = images | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+    return images
 
-    kept | "WriteShards" >> WriteShards(output_dir, cfg.output.samples_per_shard)
-    all_rejected = tuple(rejected.values()) | "AllRejections" >> beam.Flatten()
-    all_rejected | "WriteRejections" >> WriteRejections(output_dir, cfg.output.rejections_per_file)
 
-    events = [
-        _events(pages, "PageOkEvents", lambda _: ("page_ok",)),
-        _events(page_failures, "PageFailEvents", lambda f: ("page_fail", f.reason.value)),
-        _events(kept, "KeptEvents", lambda _: ("kept",)),
-    ]
-    for stage, rej in rejected.items():
-        events.append(_events(rej, f"DropEvents{stage}", lambda r, s=stage: ("drop", s, r.reason)))
-    # pairs_extracted counts what extraction emitted (both outputs), independently of the sinks.
-    events.append(_events(extracted, "PairEvents", lambda _: ("pairs",)))
-    events.append(_events(rejected["ExtractAltText"], "UnusablePairEvents", lambda _: ("pairs",)))
-    stats_extra = {
-        "stages": [s for s in STAGES if s in rejected],
+def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: SurvivorPolicy,
+                         near_after_scoring: bool):
+    """[DedupeNear] -> ClipThreshold -> [SemanticDedupe] on scored images: (kept, threshold used)."""
+    if near_after_scoring:
+        scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+    scores = scored | "ThresholdScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])
+    threshold = scores | "ClipThresholdValue" >> ComputeClipThreshold(threshold_spec(cfg))
+    kept, rejected["ClipThreshold"] = scored | "ClipThreshold" >> ClipThreshold(threshold)
+    if cfg.dedupe.semantic:
+        kept, rejected["SemanticDedupe"] = kept | "SemanticDedupe" >> SemanticDedupe(semantic_spec(cfg), policy)
+    return kept, threshold
+
+
+def stats_extra(cfg: CurateConfig, stages) -> dict:
+    """stats.json fields known before the run (the CLIP threshold may be replaced by the one used)."""
+    d = cfg.dedupe
+    return {
+        "stages": [s for s in STAGES if s in stages],
         "thresholds": {"clip_min_score": cfg.score.min_score if cfg.score.enabled else None,
+                       "clip_keep_fraction": cfg.score.keep_fraction or None,
                        "caption_min_words": cfg.caption.min_words,
                        "caption_min_chars": cfg.caption.min_chars,
+                       "caption_boilerplate_max_images": cfg.caption.boilerplate_max_images or None,
+                       "caption_languages": list(cfg.caption.languages) or None,
+                       "caption_language_min_confidence": (cfg.caption.language_min_confidence
+                                                           if cfg.caption.languages else None),
                        "image_min_side": cfg.image.min_side,
-                       "image_max_aspect": cfg.image.max_aspect},
+                       "image_max_aspect": cfg.image.max_aspect,
+                       "near_hamming": d.near_threshold if d.near else None,
+                       "near_colour_delta": d.near_colour_delta if d.near else None,
+                       "semantic_min_cosine": round(1.0 - d.semantic_eps, 6) if d.semantic else None},
+        "dedupe": {"near_policy": d.near_policy if (d.near or d.semantic) else None},
         "scorer": f"{cfg.score.model}/{cfg.score.pretrained}" if cfg.score.enabled else None,
         "config_hash": cfg.config_hash(),
     }
-    (tuple(events) | "AllEvents" >> beam.Flatten()
-     | "WriteStats" >> WriteStats(output_dir, stats_extra["stages"], stats_extra))
 
+
+def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: CurateConfig,
+                  extra: dict, threshold=None, values=(), carried=None) -> None:
+    """WriteShards, WriteRejections and WriteStats (with the threshold used, when one was computed).
+
+    ``values``: PCollections of (section, name, value) for stats.json. ``carried``:
+    ``(rejections, {reason: stage label})`` made by an earlier run (``wit refilter``).
+    """
+    kept | "WriteShards" >> WriteShards(output_dir, cfg.output.samples_per_shard)
+    sources = list(rejected.values())
+    events = list(events) + [_events(kept, "KeptEvents", lambda _: ("kept",))]
+    for stage, rej in rejected.items():
+        events.append(_events(rej, f"DropEvents{stage}", lambda r, s=stage: ("drop", s, r.reason)))
+    if carried is not None:
+        old, labels = carried
+        sources.append(old)
+        events.append(_events(old, "CarriedDropEvents", lambda r: ("drop", labels.get(r.reason, r.stage), r.reason)))
+    all_rejected = tuple(sources) | "AllRejections" >> beam.Flatten()
+    all_rejected | "WriteRejections" >> WriteRejections(output_dir, cfg.output.rejections_per_file)
+    values = list(values)
+    if threshold is not None:
+        values.append(threshold | "ThresholdUsed" >> beam.Map(lambda t: ("thresholds", "clip_min_score", t)))
+    stats_values = tuple(values) | "AllStatsValues" >> beam.Flatten() if values else None
+    (tuple(events) | "AllEvents" >> beam.Flatten()
+     | "WriteStats" >> WriteStats(output_dir, extra["stages"], extra, stats_values))
+
+
+def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_dir: str,
+                   score_handler=None) -> None:
+    """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests)."""
+    rejected = {}
+    src = _read_inputs(p, cfg, inputs)
+    rejected["ExtractAltText"], values = src.unusable, list(src.values)
+    pairs = _caption_stages(src.extracted, cfg, rejected)
+    if cfg.dedupe.url:
+        pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
+    elif cfg.dedupe.url_caption:
+        pairs, rejected["DedupeUrlCaptions"] = pairs | "DedupeUrlCaptions" >> DedupeUrlCaptions()
+    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values)
+    images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
+    policy = SurvivorPolicy(cfg.dedupe.near_policy)
+    images = _dedupe_images(images, cfg, rejected, policy)
+    threshold = None
+    if cfg.score.enabled:
+        scored = images | "ScoreClip" >> ScoreClip(scorer_spec(cfg.score), score_handler)
+        if cfg.score.embeddings:
+            scored | "WriteEmbeddings" >> WriteEmbeddings(output_dir, cfg.output.samples_per_shard)
+        kept, threshold = threshold_and_dedupe(scored, cfg, rejected, policy,
+                                               cfg.dedupe.near and policy.needs_scores)
+    else:
+        kept = images | "SkipScoring" >> SkipScoring()
+    events = [
+        _events(src.pages, "PageOkEvents", lambda _: ("page_ok",)),
+        _events(src.page_failures, "PageFailEvents", lambda f: ("page_fail", f.reason.value)),
+        # pairs_extracted counts what extraction emitted (both outputs), independently of the sinks.
+        _events(src.extracted, "PairEvents", lambda _: ("pairs",)),
+        _events(rejected["ExtractAltText"], "UnusablePairEvents", lambda _: ("pairs",)),
+    ]
+    write_outputs(kept, rejected, events, output_dir, cfg, stats_extra(cfg, rejected), threshold, values)
+
+
+# ---- wit refilter: the same stages over a finished output ---------------------------
+
+
+@dataclass(frozen=True)
+class RefilterPlan:
+    """What ``wit refilter`` re-applies to ``source_dir`` (pipeline/refilter.py builds it)."""
+
+    source_dir: str
+    source_stats: dict
+    threshold: bool = True  # ClipThreshold with cfg.score (min_score or keep_fraction)
+    near: bool = False  # DedupeNear over the kept samples with cfg.dedupe
+    semantic: bool = False  # SemanticDedupe over the kept samples (embeddings from the source)
+
+
+def _reason_labels(stats: dict) -> dict:
+    """{reason: funnel stage label} of a stats.json."""
+    return {reason: row["stage"] for row in stats.get("funnel", []) for reason in row["dropped"]}
+
+
+def _with_embeddings(samples, embeddings):
+    """Kept samples with their image embedding from the source's embeddings/ (for SemanticDedupe)."""
+    from dataclasses import replace
+
+    def attach(key_and_joined):
+        _key, joined = key_and_joined
+        vectors = [e for _, e in joined["embedding"]]
+        for sample in joined["sample"]:
+            yield replace(sample, image_embedding=vectors[0]) if vectors else sample
+
+    keyed = samples | "KeySamples" >> beam.Map(lambda s: (s.image.pair.key, s))
+    vectors = embeddings | "KeyEmbeddings" >> beam.Map(lambda e: (e[0], (e[1], e[2])))
+    return {"sample": keyed, "embedding": vectors} | "JoinEmbeddings" >> beam.CoGroupByKey() | "Attach" >> beam.FlatMap(
+        attach)
+
+
+def _pool_scores(samples, old_rejections, embeddings):
+    """(scores that entered ClipThreshold in the source run, scores of those it dropped)."""
+    dropped = (old_rejections | "ThresholdedRejections" >> beam.Filter(
+        lambda r: r.reason in ("clip.below_threshold", "dedupe.semantic")) | "KeyDropped" >> beam.Map(
+        lambda r: (r.key, r.reason)))
+    scores = embeddings | "KeyScores" >> beam.Map(lambda e: (e[0], e[1]))
+    joined = {"reason": dropped, "score": scores} | "JoinDroppedScores" >> beam.CoGroupByKey()
+    below = joined | "BelowScores" >> beam.FlatMap(
+        lambda kv: [s for s in kv[1]["score"] if s is not None] if "clip.below_threshold" in kv[1]["reason"] else [])
+    passed = joined | "SemanticScores" >> beam.FlatMap(
+        lambda kv: [s for s in kv[1]["score"] if s is not None] if "dedupe.semantic" in kv[1]["reason"] else [])
+    kept = samples | "KeptScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])
+    return (kept, below, passed) | "PoolScores" >> beam.Flatten(), below
+
+
+def _refilter_threshold(samples, old_rejections, embeddings, cfg: CurateConfig, source_min: Optional[float]):
+    """The threshold to apply (never below the source's: its drops have no image to restore) + stats values."""
+    pool, below = _pool_scores(samples, old_rejections, embeddings)
+    requested = pool | "RequestedThreshold" >> ComputeClipThreshold(threshold_spec(cfg))
+    effective = requested | "EffectiveThreshold" >> beam.Map(
+        lambda t, floor: t if floor is None or (t is not None and t >= floor) else floor, source_min)
+    lost = (below | "Restorable" >> beam.Filter(lambda s, t: t is not None and s >= t, beam.pvalue.AsSingleton(requested))
+            | "CountUnrestorable" >> beam.combiners.Count.Globally())
+    values = [requested | "RequestedValue" >> beam.Map(lambda t: ("refilter", "requested_clip_min_score", t)),
+              lost | "UnrestorableValue" >> beam.Map(lambda n: ("refilter", "unrestorable", n))]
+    return effective, values
+
+
+def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, output_dir: str) -> None:
+    """Re-apply DedupeNear / ClipThreshold / SemanticDedupe to a finished output, writing a complete new one.
+
+    Every sample and rejection of the source is carried: kept samples go through the
+    stages again, the source's rejections are written again with their stage labels.
+    """
+    from transforms.read_curated import ReadCuratedEmbeddings, ReadCuratedRejections, ReadCuratedSamples
+
+    samples = p | "ReadSamples" >> ReadCuratedSamples(plan.source_dir)
+    old_rejections = p | "ReadSourceRejections" >> ReadCuratedRejections(plan.source_dir)
+    embeddings = p | "ReadSourceEmbeddings" >> ReadCuratedEmbeddings(plan.source_dir)
+    policy = SurvivorPolicy(cfg.dedupe.near_policy)
+    rejected, values, threshold = {}, [], None
+    kept = samples
+    if plan.near:
+        kept = kept | "HashImages" >> HashImages(resize_spec(cfg.resize))
+        kept, rejected["DedupeNear"] = kept | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+    if plan.threshold:
+        source_min = plan.source_stats.get("thresholds", {}).get("clip_min_score")
+        threshold, values = _refilter_threshold(samples, old_rejections, embeddings, cfg, source_min)
+        kept, rejected["ClipThreshold"] = kept | "ClipThreshold" >> ClipThreshold(threshold)
+    if plan.semantic:
+        kept = _with_embeddings(kept, embeddings)
+        kept, rejected["SemanticDedupe"] = kept | "SemanticDedupe" >> SemanticDedupe(semantic_spec(cfg), policy)
+    events = [_events(samples, "SourceKeptPairs", lambda _: ("pairs",)),
+              _events(old_rejections, "SourceRejectedPairs", lambda _: ("pairs",))]
+    extra = stats_extra(cfg, set(plan.source_stats.get("stages", [])) | set(rejected))
+    extra["pages"] = plan.source_stats.get("pages", {})
+    extra["refilter"] = {"source": plan.source_dir, "source_kept": plan.source_stats.get("kept"),
+                         "source_pairs_extracted": plan.source_stats.get("pairs_extracted")}
+    write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values,
+                  carried=(old_rejections, _reason_labels(plan.source_stats)))

@@ -1,4 +1,4 @@
-"""The ``wit`` command: curate, inspect, train, eval, sample, demo.
+"""The ``wit`` command: curate, inspect, refilter, train, eval, sample, demo.
 
 Input: command-line arguments; unknown flags are Beam's and pass through
 untouched (``--runner``, ``--project``, ``--direct_num_workers``, ...).
@@ -33,6 +33,7 @@ def _add_curate(sub) -> None:
     p.add_argument("--url-list", help="img2dataset-style URL list(s): parquet/csv/tsv/json/jsonl/txt[.gz], glob ok")
     p.add_argument("--url-col", default="url", help="URL column of --url-list (default: url)")
     p.add_argument("--caption-col", default="caption", help="caption column of --url-list (default: caption)")
+    p.add_argument("--warc", help="web archive(s): WARC, WARC.gz or Common Crawl WAT files, glob ok (local or gs://)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set score.min_score=0.3")
     p.add_argument("--allow-private-networks", action="store_true",
@@ -71,6 +72,19 @@ def _add_demo(sub) -> None:
     p.add_argument("--train-steps", type=int, default=200)
 
 
+def _add_refilter(sub) -> None:
+    p = sub.add_parser("refilter", help="re-apply CLIP thresholds / dedupe to a curated output, without re-scoring")
+    p.add_argument("source", help="a wit curate output directory")
+    p.add_argument("--output", required=True, help="new output directory (a complete output)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--min-score", type=float, help="absolute CLIP score threshold")
+    which.add_argument("--keep-fraction", type=float, help="keep the top fraction by CLIP score (0-1]")
+    p.add_argument("--near-threshold", type=int, help="re-run near-duplicate dedupe with this Hamming distance")
+    p.add_argument("--near-policy", help="re-run near-duplicate dedupe with this survivor policy")
+    p.add_argument("--semantic-eps", type=float, help="run semantic dedupe (cosine > 1 - eps) on the embeddings")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import add_eval_parser, add_train_parser
 
@@ -83,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     _add_sample(sub)
     _add_demo(sub)
+    _add_refilter(sub)
     return parser
 
 
@@ -96,7 +111,7 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
         overrides.append("fetch.allow_private_networks=true")
     cfg = load_config(args.config, overrides)
     inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
-                    caption_col=args.caption_col)
+                    caption_col=args.caption_col, warc=args.warc)
     stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True)
     print(format_funnel(stats, args.output))
     return 0 if stats["accounting_ok"] else 1
@@ -155,6 +170,20 @@ def cmd_demo(args) -> int:
     return 0 if result["stats"]["accounting_ok"] else 1
 
 
+def cmd_refilter(args, beam_args: Sequence[str]) -> int:
+    from pipeline.refilter import RefilterRequest, run_refilter
+    from pipeline.run import format_funnel
+
+    request = RefilterRequest(args.min_score, args.keep_fraction, args.near_threshold, args.near_policy,
+                              args.semantic_eps)
+    stats = run_refilter(args.source, args.output, request, beam_args, overwrite=args.overwrite)
+    print(format_funnel(stats, args.output))
+    extra = stats.get("refilter", {})
+    print(f"refilter: threshold used {stats['thresholds'].get('clip_min_score')} "
+          f"(requested {extra.get('requested_clip_min_score')}); kept {stats['kept']} of {extra.get('source_kept')}")
+    return 0 if stats["accounting_ok"] else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()
@@ -165,12 +194,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipeline.report import ReportInputError
     from transforms.score import ScorerUnavailable
     from transforms.url_list import UrlListError
+    from transforms.warc import WarcInputError
 
-    if rest and args.command != "curate":
+    if rest and args.command not in ("curate", "refilter"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "curate":
             return cmd_curate(args, rest)
+        if args.command == "refilter":
+            return cmd_refilter(args, rest)
         if args.command == "inspect":
             return cmd_inspect(args)
         if args.command == "sample":
@@ -178,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         return args.handler(args)
-    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, ReportInputError) as exc:
+    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, WarcInputError, ReportInputError) as exc:
         print(f"wit: error: {exc}", file=sys.stderr)
         return 2
 

@@ -22,6 +22,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
+# Which member of a near-duplicate group survives (filters/dedupe_policy.py).
+SURVIVOR_POLICIES = ("largest", "first_by_key", "best_caption", "best_clip_score")
+SCORE_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENCODE_FORMATS = ("jpg", "webp", "png")
 
 
@@ -36,6 +39,19 @@ class CrawlConfig:
     same_host: bool = True
     concurrency: int = 8
     max_page_bytes: int = 5_000_000
+    canonical: bool = True  # a page whose rel=canonical URL was crawled already is crawl.duplicate_page
+    duplicate_content: bool = True  # a page with the same bytes as one crawled already, too
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    tracker_max_side: int = 1  # a declared width or height at or below this is extract.tracker
+    tracker_patterns: tuple = (
+        "facebook.com/tr", "google-analytics.com/", "googletagmanager.com/", "doubleclick.net/",
+        "pixel.wp.com/", "stats.wp.com/", "scorecardresearch.com/", "quantserve.com/pixel",
+        "bat.bing.com/action", "analytics.twitter.com/", "ct.pinterest.com/", "px.ads.linkedin.com/",
+        "/pixel.gif", "/tracking.gif", "/1x1.gif", "/1x1.png", "/spacer.gif", "/blank.gif",
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,10 @@ class CaptionConfig:
         "next", "prev", "previous", "home", "up", "back", "forward", "top",
         "more", "menu", "«", "»", "‹", "›", "←", "→", "↑", "↓", "<", ">", "<<", ">>",
     )
+    boilerplate_max_images: int = 10  # the same alt on more distinct images of a site: caption.boilerplate (0 = off)
+    languages: tuple = ()  # ISO 639-1 codes to keep ("en", "de"); empty = no language rule
+    language_min_words: int = 4  # shorter captions are not judged (identification is unreliable)
+    language_min_confidence: float = 0.5  # drop only when this sure of another language
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,18 @@ class ImageRulesConfig:
 @dataclass(frozen=True)
 class DedupeConfig:
     url: bool = True
+    url_caption: bool = True
     image_exact: bool = True
+    near: bool = True
+    near_policy: str = "largest"
+    near_threshold: int = 8
+    near_colour_delta: int = 20
+    near_rounds: int = 30
+    near_bands: int = 3
+    semantic: bool = False
+    semantic_eps: float = 0.05
+    semantic_clusters: int = 64
+    semantic_sample: int = 50000
 
 
 @dataclass(frozen=True)
@@ -101,8 +132,11 @@ class ScoreConfig:
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
     min_score: float = 0.28
+    keep_fraction: float = 0.0
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "auto"
+    embeddings: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +148,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class CurateConfig:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     resize: ResizeConfig = field(default_factory=ResizeConfig)
@@ -258,6 +293,12 @@ def validate(cfg: CurateConfig) -> None:
         (1 <= cfg.resize.encode_quality <= 100, "resize.encode_quality must be in [1, 100]"),
         (cfg.crawl.max_depth >= 0, "crawl.max_depth must be >= 0"),
         (cfg.crawl.max_pages >= 1, "crawl.max_pages must be >= 1"),
+        (cfg.extract.tracker_max_side >= 0, "extract.tracker_max_side must be >= 0"),
+        (cfg.caption.boilerplate_max_images >= 0, "caption.boilerplate_max_images must be >= 0 (0 = off)"),
+        (cfg.caption.language_min_words >= 1, "caption.language_min_words must be >= 1"),
+        (0.0 <= cfg.caption.language_min_confidence <= 1.0, "caption.language_min_confidence must be in [0, 1]"),
+        (all(len(c) in (2, 3) and c.isalpha() and c.islower() for c in cfg.caption.languages),
+         "caption.languages must be lower-case ISO 639 codes, e.g. [en, de]"),
         (cfg.fetch.max_bytes > 0, "fetch.max_bytes must be > 0"),
         (cfg.fetch.max_redirects >= 0, "fetch.max_redirects must be >= 0"),
         (cfg.fetch.concurrency >= 1, "fetch.concurrency must be >= 1"),
@@ -267,6 +308,19 @@ def validate(cfg: CurateConfig) -> None:
         (-1.0 <= cfg.score.min_score <= 1.0, "score.min_score must be a cosine in [-1, 1]"),
         (cfg.score.batch_size >= 1, "score.batch_size must be >= 1"),
         (cfg.score.device in ("auto", "cpu", "cuda"), "score.device must be auto, cpu or cuda"),
+        (cfg.score.precision in SCORE_PRECISIONS, f"score.precision must be one of {SCORE_PRECISIONS}"),
+        (0.0 <= cfg.score.keep_fraction <= 1.0, "score.keep_fraction must be in [0, 1] (0 = use min_score)"),
+        (cfg.dedupe.near_policy in SURVIVOR_POLICIES, f"dedupe.near_policy must be one of {SURVIVOR_POLICIES}"),
+        (cfg.score.enabled or cfg.dedupe.near_policy != "best_clip_score",
+         "dedupe.near_policy best_clip_score needs score.enabled"),
+        (0 <= cfg.dedupe.near_threshold <= 32, "dedupe.near_threshold must be in [0, 32] (bits of 64)"),
+        (0 <= cfg.dedupe.near_colour_delta <= 255, "dedupe.near_colour_delta must be in [0, 255]"),
+        (cfg.dedupe.near_rounds >= 1, "dedupe.near_rounds must be >= 1"),
+        (2 <= cfg.dedupe.near_bands <= 8, "dedupe.near_bands must be in [2, 8]"),
+        (cfg.score.enabled or not cfg.dedupe.semantic, "dedupe.semantic needs score.enabled (CLIP embeddings)"),
+        (0.0 < cfg.dedupe.semantic_eps < 1.0, "dedupe.semantic_eps must be in (0, 1)"),
+        (cfg.dedupe.semantic_clusters >= 1, "dedupe.semantic_clusters must be >= 1"),
+        (cfg.dedupe.semantic_sample >= 1, "dedupe.semantic_sample must be >= 1"),
         (not cfg.score.enabled or bool(cfg.score.model), "score.model is required when scoring"),
         (cfg.output.samples_per_shard >= 1, "output.samples_per_shard must be >= 1"),
         (cfg.output.rejections_per_file >= 1, "output.rejections_per_file must be >= 1"),

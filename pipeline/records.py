@@ -28,9 +28,15 @@ class DropReason(str, enum.Enum):
     CRAWL_ERROR = "crawl.error"
     CRAWL_PRIVATE = "crawl.private_address"
     CRAWL_TOO_LARGE = "crawl.too_large"
+    CRAWL_DUPLICATE_PAGE = "crawl.duplicate_page"  # rel=canonical already crawled, or the same bytes
+    # web archive records that give no page (page funnel too; transforms/warc.py)
+    WARC_REVISIT = "warc.revisit"  # a revisit record of a page: no payload, captured earlier
+    WARC_HTTP_STATUS = "warc.http_status"  # a non-2xx captured HTML response
+    WARC_UNREADABLE = "warc.unreadable"  # a record (and the rest of its file) warcio cannot parse
     # extraction
     EXTRACT_DATA_URI = "extract.data_uri"
     EXTRACT_BAD_URL = "extract.bad_url"
+    EXTRACT_TRACKER = "extract.tracker"  # declared 1x1 (or smaller) or a known tracking-pixel URL
     # caption rules
     CAPTION_EMPTY = "caption.empty"
     CAPTION_FILENAME = "caption.filename"
@@ -39,8 +45,11 @@ class DropReason(str, enum.Enum):
     CAPTION_NAVIGATION = "caption.navigation"
     CAPTION_TOO_SHORT = "caption.too_short"
     CAPTION_TOO_LONG = "caption.too_long"
+    CAPTION_LANGUAGE = "caption.language"  # confidently identified as a language not configured
+    CAPTION_BOILERPLATE = "caption.boilerplate"  # the same alt on more than N distinct images of a site
     # url dedupe
     DEDUPE_URL = "dedupe.url"
+    DEDUPE_URL_CAPTION = "dedupe.url_caption"  # the same (image URL, caption) pair again
     # image fetch
     FETCH_TIMEOUT = "fetch.timeout"
     FETCH_CONNECT = "fetch.connect"
@@ -68,6 +77,7 @@ class DropReason(str, enum.Enum):
     # image dedupe
     DEDUPE_IMAGE_EXACT = "dedupe.image_exact"
     DEDUPE_IMAGE_NEAR = "dedupe.image_near"
+    DEDUPE_SEMANTIC = "dedupe.semantic"  # CLIP image embeddings within 1 - eps (SemDeDup)
     # CLIP scoring
     CLIP_BELOW_THRESHOLD = "clip.below_threshold"
     CLIP_SCORE_ERROR = "clip.score_error"
@@ -158,6 +168,8 @@ class ResizedImage:
     sha256: str  # of the downloaded (original) bytes, as img2dataset
     final_url: str = ""
     mime: str = ""
+    phash: str = ""  # 64-bit DCT perceptual hash, 16 hex digits (transforms/hashing.py); "" = not hashed
+    colour_sig: str = ""  # mean YCbCr of the 4 quarters, 24 hex digits (transforms/hashing.py); not written
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,10 @@ class ScoredImage:
     image: ResizedImage
     clip_score: Optional[float] = None
     clip_model: str = ""
+    # L2-normalised CLIP embeddings as raw little-endian float16 bytes (transforms/embeddings.py);
+    # b"" when unscored. Written to OUT/embeddings/, never to the shards.
+    image_embedding: bytes = b""
+    text_embedding: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, wi
 from pipeline.progress import progress_for
 from pipeline.runners import make_options, make_runner
 from transforms.url_list import expand_paths
+from transforms.warc import expand_warc_paths
 from transforms.write_shards import write_atomically
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
 
     ``show_progress``: report live counts while a local run goes (pipeline/progress.py).
     """
-    if not inputs.crawls and not inputs.url_list:
-        raise ConfigError("no input: give --seeds FILE (one URL per line) and/or --url-list PATH")
+    if not inputs.crawls and not inputs.url_list and not inputs.warc:
+        raise ConfigError("no input: give --seeds FILE (one URL per line), --url-list PATH and/or --warc GLOB")
     if inputs.url_list:
         expand_paths(inputs.url_list)  # a missing or unknown-format list fails now
+    if inputs.warc:
+        expand_warc_paths(inputs.warc)  # so does a --warc glob matching nothing
     cfg = resolve_paths(cfg)
     if score_handler is None:
         check_scorer(cfg)

@@ -6,7 +6,7 @@ Input: a seed and a page count. Output: a ``SampleSite`` holding every HTTP reso
 outcome the pipeline must reach ("kept" or a ``DropReason`` value). Cases cover every
 caption rule, URL and exact-image dedupe, HTTP errors, non-images, truncated JPEGs,
 ``X-Robots-Tag: noai``, robots.txt, redirects, tiny/banner images, near-duplicates
-(``expected_later`` = ``dedupe.image_near``) and mismatched captions
+(all but the group's original are ``dedupe.image_near``) and mismatched captions
 (``clip.below_threshold``). The same seed gives byte-identical resources.
 """
 
@@ -242,14 +242,16 @@ def _add_near_duplicates(b: _Builder, groups: int = 5) -> None:
             ("a", original_bytes, "original (group representative)"),
             ("b", encode_jpeg(decoded, quality=55), "re-encoded at JPEG quality 55"),
             ("c", encode_jpeg(scenes.rescale(decoded, 0.8)), "rescaled to 0.8x"),
-            ("d", encode_jpeg(scenes.crop_fraction(decoded, 0.05, 0.04, 0.02, 0.03)), "cropped ~7%"),
+            ("d", encode_jpeg(scenes.crop_fraction(decoded, 0.03, 0.02, 0.01, 0.02)), "cropped 4% a side (8% of the area)"),
         )
         for letter, body, what in variants:
             src = f"/img/near_{g}_{letter}.jpg"
             b.serve(src, body, JPEG)
-            later = "" if letter == "a" else DropReason.DEDUPE_IMAGE_NEAR.value
-            b.place(b.any_page(), src, b.caption(spec), "near_duplicate", KEPT,
-                    expected_later=later, note=f"near-duplicate group {g}: {what}")
+            # dedupe.near_policy "largest": the original (a) and its re-encode (b) share the most
+            # pixels; the tie goes to the smaller image URL, so "a" represents the group.
+            expected = KEPT if letter == "a" else DropReason.DEDUPE_IMAGE_NEAR
+            b.place(b.any_page(), src, b.caption(spec), "near_duplicate", expected,
+                    note=f"near-duplicate group {g}: {what}")
 
 
 def _add_bad_images(b: _Builder) -> None:

@@ -123,8 +123,10 @@ def test_near_duplicate_groups(site):
             groups[entry.image_path.rsplit("_", 1)[0]].append(entry)
     assert len(groups) == 5
     for entries in groups.values():
-        assert len(entries) == 4 and all(e.expected == KEPT for e in entries)
-        assert sorted(e.expected_later for e in entries) == ["", *["dedupe.image_near"] * 3]
+        entries.sort(key=lambda e: e.image_path)
+        assert len(entries) == 4 and [e.image_path[-6:] for e in entries] == ["_a.jpg", "_b.jpg", "_c.jpg", "_d.jpg"]
+        assert [e.expected for e in entries] == [KEPT, *["dedupe.image_near"] * 3]  # the original survives
+        assert [e.expected_final for e in entries] == [e.expected for e in entries]
         sizes = {_decode(site.resources[e.image_path].body).size for e in entries}
         assert len(sizes) == 3  # original and re-encode share a size; rescale and crop differ
 

@@ -53,3 +53,30 @@ def test_parse_override_parses_yaml_values():
 
 def test_config_hash_changes_with_values():
     assert load_config().config_hash() != load_config([], ["score.min_score=0.1"]).config_hash()
+
+
+# -- dedupe / score knobs of issue 5 ---------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ("dedupe.near_policy=random", "dedupe.near_policy must be one of"),
+    ("score.keep_fraction=1.5", "score.keep_fraction must be in"),
+    ("dedupe.near_threshold=40", "dedupe.near_threshold"),
+    ("dedupe.near_bands=1", "dedupe.near_bands"),
+    ("score.precision=fp8", "score.precision"),
+    ("dedupe.semantic_eps=0", "dedupe.semantic_eps"),
+])
+def test_issue5_knobs_are_validated(override, message):
+    from pipeline.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config([], [override])
+
+
+def test_scores_needed_by_best_clip_score_and_semantic():
+    from pipeline.config import ConfigError, load_config
+
+    for override in ("dedupe.near_policy=best_clip_score", "dedupe.semantic=true"):
+        with pytest.raises(ConfigError, match="needs score.enabled"):
+            load_config([], ["score.enabled=false", override])
+    cfg = load_config([], ["score.keep_fraction=0.3", "dedupe.near_policy=best_caption"])
+    assert cfg.score.keep_fraction == 0.3 and cfg.dedupe.near and not cfg.dedupe.semantic
