@@ -40,6 +40,7 @@ from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, Threshol
 from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
 from pipeline.config import CurateConfig
+from transforms.checkpoint import Checkpointed, work_dir
 from transforms.crawl import FetchPages
 from transforms.dedupe import DedupeImages, DedupeNear, DedupeUrlCaptions, DedupeUrls
 from transforms.embeddings import WriteEmbeddings
@@ -135,7 +136,23 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
     return pairs
 
 
-def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list):
+def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> beam.PTransform:
+    """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
+    come, and ``resume`` reuses them (transforms/checkpoint.py)."""
+    fetch = FetchImages(client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
+                        resize=resize_spec(cfg.resize))
+    if not cfg.output.checkpoint:
+        return fetch
+    return Checkpointed(fetch, work_dir(output_dir, "fetched"), resume, cfg.output.checkpoint_every)
+
+
+def score_stage(cfg: CurateConfig, score_handler=None) -> beam.PTransform:
+    """ScoreClip, with score.accelerator as a Beam resource hint (GPU workers for this step only)."""
+    score = ScoreClip(scorer_spec(cfg.score), score_handler)
+    return score.with_resource_hints(accelerator=cfg.score.accelerator) if cfg.score.accelerator else score
+
+
+def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list, fetch: beam.PTransform):
     """FetchImages (download + resize); pairs whose image a WARC holds skip the download
     and go straight to ResizeImages. Rejections keep their two funnel rows."""
     from_archive = None
@@ -145,9 +162,7 @@ def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: li
         values.append(routed["stats"])
     # Download and resize run in the same worker threads (transforms/fetch.py);
     # the funnel still shows them as two stages, split by reason.
-    images, fetch_rejects = pairs | "FetchImages" >> FetchImages(
-        client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
-        resize=resize_spec(cfg.resize))
+    images, fetch_rejects = pairs | "FetchImages" >> fetch
     rejected["FetchImages"], resize_rejects = fetch_rejects | "SplitFetchResize" >> beam.Partition(
         lambda rej, _n: int(rej.reason.startswith("image.")), 2)
     if from_archive is not None:
@@ -250,8 +265,9 @@ def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: Cura
 
 
 def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_dir: str,
-                   score_handler=None) -> None:
-    """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests)."""
+                   score_handler=None, resume: bool = False) -> None:
+    """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests);
+    ``resume`` reuses the fetch outcomes a killed run saved in ``output_dir``."""
     rejected = {}
     src = _read_inputs(p, cfg, inputs)
     rejected["ExtractAltText"], values = src.unusable, list(src.values)
@@ -260,13 +276,13 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
     elif cfg.dedupe.url_caption:
         pairs, rejected["DedupeUrlCaptions"] = pairs | "DedupeUrlCaptions" >> DedupeUrlCaptions()
-    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values)
+    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume))
     images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
     policy = SurvivorPolicy(cfg.dedupe.near_policy)
     images = _dedupe_images(images, cfg, rejected, policy)
     threshold = None
     if cfg.score.enabled:
-        scored = images | "ScoreClip" >> ScoreClip(scorer_spec(cfg.score), score_handler)
+        scored = images | "ScoreClip" >> score_stage(cfg, score_handler)
         if cfg.score.embeddings:
             scored | "WriteEmbeddings" >> WriteEmbeddings(output_dir, cfg.output.samples_per_shard)
         kept, threshold = threshold_and_dedupe(scored, cfg, rejected, policy,

@@ -39,6 +39,8 @@ def _add_curate(sub) -> None:
     p.add_argument("--allow-private-networks", action="store_true",
                    help="lift the SSRF guard (needed for loopback/intranet sites)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run in --output (same config): saved image fetches are reused")
 
 
 def _add_inspect(sub) -> None:
@@ -112,7 +114,8 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
     cfg = load_config(args.config, overrides)
     inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
                     caption_col=args.caption_col, warc=args.warc)
-    stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True)
+    stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True,
+                         resume=args.resume)
     print(format_funnel(stats, args.output))
     return 0 if stats["accounting_ok"] else 1
 
@@ -190,7 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, rest = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
     from pipeline.config import ConfigError
-    from pipeline.run import OutputExists
+    from pipeline.run import CannotResume, OutputExists
     from pipeline.report import ReportInputError
     from transforms.score import ScorerUnavailable
     from transforms.url_list import UrlListError
@@ -210,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         return args.handler(args)
-    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, WarcInputError, ReportInputError) as exc:
+    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, WarcInputError, CannotResume, ReportInputError) as exc:
         print(f"wit: error: {exc}", file=sys.stderr)
         return 2
 

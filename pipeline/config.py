@@ -137,12 +137,15 @@ class ScoreConfig:
     device: str = "auto"
     precision: str = "auto"
     embeddings: bool = True
+    accelerator: str = ""  # Beam resource hint on ScoreClip only, e.g. type:nvidia-tesla-t4;count:1;install-nvidia-driver
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     samples_per_shard: int = 10000
     rejections_per_file: int = 200000
+    checkpoint: bool = True  # FetchImages outcomes saved under OUT/_work/ while a run goes (--resume)
+    checkpoint_every: int = 500  # records per checkpoint file
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,7 @@ def validate(cfg: CurateConfig) -> None:
         (not cfg.score.enabled or bool(cfg.score.model), "score.model is required when scoring"),
         (cfg.output.samples_per_shard >= 1, "output.samples_per_shard must be >= 1"),
         (cfg.output.rejections_per_file >= 1, "output.rejections_per_file must be >= 1"),
+        (cfg.output.checkpoint_every >= 1, "output.checkpoint_every must be >= 1"),
     ]
     for ok, message in checks:
         if not ok:

@@ -23,6 +23,8 @@ from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
 from pipeline.progress import progress_for
 from pipeline.runners import make_options, make_runner
+from transforms.checkpoint import WORK_DIR
+from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.url_list import expand_paths
 from transforms.warc import expand_warc_paths
 from transforms.write_shards import write_atomically
@@ -34,6 +36,10 @@ PROJECT_ROOT = CONFIG_DIR.parent
 
 class OutputExists(RuntimeError):
     """The output directory already holds a run and --overwrite was not given."""
+
+
+class CannotResume(RuntimeError):
+    """--resume was given but the output directory holds no run this config can continue."""
 
 
 def resolve_project_path(value: str) -> str:
@@ -50,16 +56,41 @@ def resolve_paths(cfg: CurateConfig) -> CurateConfig:
                                       "pretrained": resolve_project_path(cfg.score.pretrained)})
 
 
-def prepare_output(output_dir: str, overwrite: bool) -> None:
-    existing = [d for d in (shard_format.SHARDS_DIR, shard_format.REJECTIONS_DIR, shard_format.STATS_FILE)
+def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> None:
+    """Refuse to mix runs; --overwrite clears the old one. With ``resume`` the saved work
+    (OUT/_work) is kept and whatever final files a killed run left are rewritten whole."""
+    existing = [d for d in (shard_format.SHARDS_DIR, shard_format.REJECTIONS_DIR, shard_format.STATS_FILE,
+                            EMBEDDINGS_DIR, WORK_DIR)
                 if FileSystems.exists(FileSystems.join(output_dir, d))]
-    if existing and not overwrite:
-        raise OutputExists(f"{output_dir} already holds a run ({', '.join(existing)}); "
+    if existing and not overwrite and not resume:
+        hint = " (an unfinished run: --resume continues it)" if WORK_DIR in existing else ""
+        raise OutputExists(f"{output_dir} already holds a run ({', '.join(existing)}){hint}; "
                            "pass --overwrite to replace it or choose another --output")
+    if resume:
+        existing = [d for d in existing if d != WORK_DIR]
     if existing:
         FileSystems.delete([FileSystems.join(output_dir, name) for name in existing])
     if "://" not in output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
+
+
+def check_resumable(cfg: CurateConfig, output_dir: str) -> None:
+    """--resume continues a run of the same config only (its saved outcomes depend on it)."""
+    path = FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE)
+    if not FileSystems.exists(path):
+        raise CannotResume(f"--resume: {output_dir} holds no run to continue (no {shard_format.RUN_CONFIG_FILE})")
+    with FileSystems.open(path) as fh:
+        saved = fh.read().decode("utf-8")
+    if saved != dump_yaml(cfg):
+        raise CannotResume(f"--resume: {path} differs from this run's config; resume with the same "
+                           "--config/--set, or start afresh with --overwrite")
+
+
+def clear_work(output_dir: str) -> None:
+    """Saved work is not part of the output: removed once the run has finished."""
+    path = FileSystems.join(output_dir, WORK_DIR)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
 
 
 def check_scorer(cfg: CurateConfig) -> None:
@@ -74,10 +105,12 @@ def check_scorer(cfg: CurateConfig) -> None:
 
 
 def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: Sequence[str] = (),
-                 overwrite: bool = False, score_handler=None, show_progress: bool = False) -> dict:
+                 overwrite: bool = False, score_handler=None, show_progress: bool = False,
+                 resume: bool = False) -> dict:
     """Validate, run the pipeline to completion, return stats.json as a dict.
 
     ``show_progress``: report live counts while a local run goes (pipeline/progress.py).
+    ``resume``: continue a killed run in ``output_dir`` (same config), reusing its saved fetches.
     """
     if not inputs.crawls and not inputs.url_list and not inputs.warc:
         raise ConfigError("no input: give --seeds FILE (one URL per line), --url-list PATH and/or --warc GLOB")
@@ -88,7 +121,9 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     cfg = resolve_paths(cfg)
     if score_handler is None:
         check_scorer(cfg)
-    prepare_output(output_dir, overwrite)
+    if resume:
+        check_resumable(cfg, output_dir)
+    prepare_output(output_dir, overwrite, resume)
     write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
                      dump_yaml(cfg).encode("utf-8"))
     options = make_options(beam_args)
@@ -97,8 +132,9 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     # The pipeline runs when its `with` exits, inside the progress reporter's.
     with progress_for(options, local=runner is not None, enabled=show_progress), \
             beam.Pipeline(runner=runner, options=options) as p:
-        build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler)
+        build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler, resume=resume)
     log.info("pipeline finished in %.1fs", time.monotonic() - start)
+    clear_work(output_dir)
     return read_stats(output_dir)
 
 

@@ -1,0 +1,189 @@
+"""Checkpointed (save / resume by key) and bundle retries with injected faults.
+
+Beam's FnApiRunner does not retry a failed bundle (Dataflow retries a batch work item
+up to 4 times). ``_RetryBundles`` emulates that runner behaviour around a DoFn, with a
+bundle of one element: a failed attempt's outputs are discarded, its side effects
+(files written) stay, and the element runs again. Faults are injected on the first
+attempt of chosen elements, after the side effects, the worst place for them.
+"""
+
+import os
+import pickle
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+import transforms.write_shards as write_shards
+from pipeline import shard_format
+from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, ScoredImage, make_key
+from tests.conftest import local_test_pipeline
+from transforms.checkpoint import OK, Checkpointed, list_files, read_records
+
+
+class InjectedFault(RuntimeError):
+    """Raised once per chosen element, on its first attempt."""
+
+
+def _first_attempt(marks: str, name: str) -> bool:
+    """True the first time ``name`` is seen (a marker file: attempts may run in other processes)."""
+    path = os.path.join(marks, name)
+    if os.path.exists(path):
+        return False
+    open(path, "w").close()
+    return True
+
+
+class _RetryBundles(beam.DoFn):
+    """Run ``inner`` as a runner that retries failed bundles would (outputs of a failed attempt dropped)."""
+
+    ATTEMPTS = 4
+
+    def __init__(self, inner: beam.DoFn):
+        self.inner = inner
+
+    def setup(self):
+        self.inner.setup()
+
+    def process(self, element):
+        for _attempt in range(self.ATTEMPTS):
+            try:
+                outputs = list(self.inner.process(element) or [])
+            except InjectedFault:
+                continue
+            yield from outputs
+            return
+        raise RuntimeError(f"{element!r} failed {self.ATTEMPTS} times")
+
+
+def _pair(i: int) -> AltPair:
+    return AltPair(key=make_key("http://s/p", i), page_url="http://s/p", image_url=f"http://s/{i}.jpg",
+                   caption=f"caption number {i}", position=i)
+
+
+def _outcome(pair: AltPair):
+    i = pair.position
+    if i % 5 == 0:
+        return Rejection.of(pair, DropReason.FETCH_TIMEOUT, "slow")
+    return ResizedImage(pair=pair, data=b"\xff\xd8\xff" + bytes([i % 256]), ext="jpg", width=8, height=8,
+                        original_width=16, original_height=16, sha256=f"{i:064x}")
+
+
+class _FakeFetchFn(beam.DoFn):
+    """Outcome per pair; fails on the first attempt for every 7th pair (``marks``: a directory)."""
+
+    def __init__(self, marks=None, forbid=False):
+        self.marks, self.forbid = marks, forbid
+
+    def process(self, pair):
+        if self.forbid:
+            raise AssertionError(f"{pair.key} was saved: it must not run again")
+        if self.marks and pair.position % 7 == 3 and _first_attempt(self.marks, f"fetch-{pair.key}"):
+            raise InjectedFault(pair.key)
+        out = _outcome(pair)
+        yield beam.pvalue.TaggedOutput("rejected", out) if isinstance(out, Rejection) else out
+
+
+class _FakeFetch(beam.PTransform):
+    def __init__(self, fn: beam.DoFn):
+        super().__init__()
+        self.fn = fn
+
+    def expand(self, pairs):
+        out = pairs | "Fetch" >> beam.ParDo(self.fn).with_outputs("rejected", main="ok")
+        return out.ok, out.rejected
+
+
+def _keys(pcoll, label):
+    return pcoll | label >> beam.Map(lambda r: r.key if isinstance(r, Rejection) else r.pair.key)
+
+
+def test_saves_outcomes_then_resume_reuses_them_by_key(tmp_path):
+    pairs = [_pair(i) for i in range(40)]
+    work = str(tmp_path / "_work" / "fetched")
+    with local_test_pipeline() as p:
+        ok, rejected = p | beam.Create(pairs) | Checkpointed(_FakeFetch(_FakeFetchFn()), work, flush_every=6)
+    saved = [r for path in list_files(work) for r in read_records(path)]
+    assert sorted(saved, key=repr) == sorted((_outcome(pr) for pr in pairs), key=repr)
+    assert len(list_files(work)) >= 40 // 6
+    with local_test_pipeline() as p:  # every pair saved: the stage must not see one
+        ok, rejected = (p | beam.Create(pairs)
+                        | Checkpointed(_FakeFetch(_FakeFetchFn(forbid=True)), work, resume=True))
+        assert_that(_keys(ok, "OkKeys"), equal_to([pr.key for pr in pairs if pr.position % 5]), label="Ok")
+        assert_that(_keys(rejected, "RejKeys"), equal_to([pr.key for pr in pairs if not pr.position % 5]),
+                    label="Rejected")
+
+
+def test_resume_runs_unsaved_pairs_and_uses_duplicates_once(tmp_path):
+    pairs = [_pair(i) for i in range(20)]
+    work = tmp_path / "_work"
+    work.mkdir()
+    saved = [_outcome(pr) for pr in pairs[:8]]
+    ok_saved = [r for r in saved if not isinstance(r, Rejection)]
+    # A retried bundle saved the same outcomes twice; a killed write left a temporary file.
+    for name in ("ok-a.pkl", "ok-b.pkl"):
+        (work / name).write_bytes(pickle.dumps(ok_saved))
+    (work / "rejected-a.pkl").write_bytes(pickle.dumps([r for r in saved if isinstance(r, Rejection)]))
+    (work / "ok-c.pkl.tmp-123").write_bytes(b"half")
+    (work / "ok-d.pkl").write_bytes(b"not a pickle")  # unreadable: logged, its pairs run again
+    with local_test_pipeline() as p:
+        ok, rejected = p | beam.Create(pairs) | Checkpointed(_FakeFetch(_FakeFetchFn()), str(work), resume=True)
+        all_keys = (_keys(ok, "OkKeys"), _keys(rejected, "RejKeys")) | beam.Flatten()
+        assert_that(all_keys, equal_to([pr.key for pr in pairs]))
+
+
+def _scored(image: ResizedImage) -> ScoredImage:
+    return ScoredImage(image=image, clip_score=0.5, clip_model="m")
+
+
+class _FlakyWriteShardFn(write_shards._WriteShardFn):
+    """The real shard writer, failing once per odd shard after the tar (not the parquet) is written."""
+
+    def __init__(self, shards_dir: str, marks: str):
+        super().__init__(shards_dir)
+        self.marks = marks
+
+    def process(self, bucket_and_records):
+        outputs = list(super().process(bucket_and_records))
+        if bucket_and_records[0] % 2 and _first_attempt(self.marks, f"shard-{bucket_and_records[0]}"):
+            raise InjectedFault(bucket_and_records[0])
+        yield from outputs
+
+
+def _curate_fake(out: str, marks=None, n: int = 120):
+    pairs = [_pair(i) for i in range(n)]
+    work = os.path.join(out, "_work", "fetched")
+    fetch_fn = _RetryBundles(_FakeFetchFn(marks)) if marks else _FakeFetchFn()
+    with local_test_pipeline() as p:
+        ok, rejected = p | beam.Create(pairs) | Checkpointed(_FakeFetch(fetch_fn), work, flush_every=10)
+        _ = ok | "Score" >> beam.Map(_scored) | write_shards.WriteShards(out, 25)
+        _ = rejected | write_shards.WriteRejections(out, 10)
+    return pairs
+
+
+def test_bundle_retries_with_injected_faults_lose_and_duplicate_nothing(tmp_path, monkeypatch):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    clean = _curate_fake(str(tmp_path / "clean"))
+    with monkeypatch.context() as m:
+        m.setattr(write_shards, "_WriteShardFn",
+                  lambda shards_dir: _RetryBundles(_FlakyWriteShardFn(shards_dir, str(marks))))
+        _curate_fake(str(tmp_path / "faulty"), marks=str(marks))
+    faults = sorted(os.listdir(marks))
+    assert any(f.startswith("fetch-") for f in faults) and any(f.startswith("shard-") for f in faults)
+
+    out = tmp_path / "faulty"
+    keys = shard_format.read_samples_table(str(out / "shards")).column("key").to_pylist()
+    rejected = shard_format.read_rejections_table(str(out)).column("key").to_pylist()
+    assert len(keys) == len(set(keys)) and len(rejected) == len(set(rejected))
+    assert sorted(keys + rejected) == sorted(pr.key for pr in clean)
+    for sub in ("shards", "rejections"):
+        names = sorted(os.listdir(out / sub))
+        assert names == sorted(os.listdir(tmp_path / "clean" / sub)) and not [n for n in names if ".tmp-" in n]
+        for name in names:
+            assert (out / sub / name).read_bytes() == (tmp_path / "clean" / sub / name).read_bytes(), name
+
+
+def test_checkpoint_file_names_say_their_kind(tmp_path):
+    with local_test_pipeline() as p:
+        _ = p | beam.Create([_pair(1)]) | Checkpointed(_FakeFetch(_FakeFetchFn()), str(tmp_path), flush_every=1)
+    assert [os.path.basename(f).split("-")[0] for f in list_files(str(tmp_path))] == [OK]
