@@ -34,11 +34,13 @@ from typing import Optional, Sequence
 import apache_beam as beam
 
 from filters.base import ApplyRules
+from filters.blocklist import ApplyBlocklists, BlockImageHashes, blocklist_spec, blocklist_stats
 from filters.boilerplate import DropBoilerplate
 from filters.caption_rules import caption_rules
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, ThresholdSpec
 from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
+from filters.safety import safety_rules
 from pipeline.config import CurateConfig
 from transforms.checkpoint import Checkpointed, work_dir
 from transforms.crawl import FetchPages
@@ -46,9 +48,11 @@ from transforms.dedupe import DedupeImages, DedupeNear, DedupeUrlCaptions, Dedup
 from transforms.embeddings import WriteEmbeddings
 from transforms.hashing import HashImages
 from transforms.lsh import LshSpec
+from transforms.opt_out import SummariseOptOut
 from transforms.extract_alt_text import ExtractAltText, extract_spec
 from transforms.fetch import FetchImages, client_settings
 from transforms.resize import ResizeImages, resize_spec
+from transforms.safety_tags import MakeTagger, TagSafety, safety_spec, safety_stats, tag_thresholds
 from transforms.score import ScoreClip, SkipScoring, scorer_spec
 from transforms.semantic_dedupe import SemanticDedupe, SemanticSpec
 from transforms.sources import ReadSeeds
@@ -58,8 +62,8 @@ from transforms.write_shards import WriteRejections, WriteShards
 from transforms.write_stats import WriteStats
 
 # Stage labels in flow order: Beam step names (shown on Dataflow) and funnel rows.
-STAGES = ("ExtractAltText", "CaptionRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
-          "ImageRules", "DedupeImages", "DedupeNear", "ClipThreshold", "SemanticDedupe")
+STAGES = ("ExtractAltText", "ApplyBlocklists", "CaptionRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
+          "ImageRules", "BlockImageHashes", "DedupeImages", "DedupeNear", "SafetyFilter", "ClipThreshold", "SemanticDedupe")
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,15 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         unusable.append(bad)
     return _Sources(all_pages, _flatten(p, failures, "PageFailures"), _flatten(p, sources, "Pairs"),
                     _flatten(p, unusable, "Unusable"), archived, tuple(values))
+
+
+def _apply_blocklists(extracted, cfg: CurateConfig, rejected: dict):
+    """ApplyBlocklists (domains, URL prefixes, URLs) before anything is downloaded."""
+    lists = blocklist_spec(cfg.blocklist)
+    if not lists.before_download:
+        return extracted
+    pairs, rejected["ApplyBlocklists"] = extracted | "ApplyBlocklists" >> ApplyBlocklists(lists)
+    return pairs
 
 
 def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
@@ -194,6 +207,9 @@ def threshold_spec(cfg: CurateConfig) -> ThresholdSpec:
 def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPolicy):
     """HashImages, exact and (unless it needs scores) near-duplicate dedupe."""
     images = images | "HashImages" >> HashImages(resize_spec(cfg.resize))
+    lists = blocklist_spec(cfg.blocklist)
+    if lists.before_download or lists.after_download:  # hashes, and URL lists again after redirects
+        images, rejected["BlockImageHashes"] = images | "BlockImageHashes" >> BlockImageHashes(lists)
     if cfg.dedupe.image_exact:
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()
     if cfg.dedupe.near and not policy.needs_scores:
@@ -201,11 +217,22 @@ def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPo
     return images
 
 
+def _tag_safety(scored, cfg: CurateConfig, rejected: dict):
+    """TagSafety from the stored image embeddings (prompts encoded once) [-> SafetyFilter]."""
+    spec = safety_spec(cfg.safety)
+    scored = scored | "TagSafety" >> TagSafety(scored.pipeline | "MakeTagger" >> MakeTagger(spec, scorer_spec(cfg.score)))
+    if cfg.safety.filter:
+        scored, rejected["SafetyFilter"] = scored | "SafetyFilter" >> ApplyRules(safety_rules(tag_thresholds(spec)))
+    return scored
+
+
 def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: SurvivorPolicy,
                          near_after_scoring: bool):
     """[DedupeNear] -> ClipThreshold -> [SemanticDedupe] on scored images: (kept, threshold used)."""
     if near_after_scoring:
         scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+    if cfg.safety.enabled:
+        scored = _tag_safety(scored, cfg, rejected)
     scores = scored | "ThresholdScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])
     threshold = scores | "ClipThresholdValue" >> ComputeClipThreshold(threshold_spec(cfg))
     kept, rejected["ClipThreshold"] = scored | "ClipThreshold" >> ClipThreshold(threshold)
@@ -256,7 +283,7 @@ def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: Cura
         events.append(_events(old, "CarriedDropEvents", lambda r: ("drop", labels.get(r.reason, r.stage), r.reason)))
     all_rejected = tuple(sources) | "AllRejections" >> beam.Flatten()
     all_rejected | "WriteRejections" >> WriteRejections(output_dir, cfg.output.rejections_per_file)
-    values = list(values)
+    values = list(values) + [all_rejected | "OptOutSummary" >> SummariseOptOut()]
     if threshold is not None:
         values.append(threshold | "ThresholdUsed" >> beam.Map(lambda t: ("thresholds", "clip_min_score", t)))
     stats_values = tuple(values) | "AllStatsValues" >> beam.Flatten() if values else None
@@ -271,7 +298,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
     rejected = {}
     src = _read_inputs(p, cfg, inputs)
     rejected["ExtractAltText"], values = src.unusable, list(src.values)
-    pairs = _caption_stages(src.extracted, cfg, rejected)
+    pairs = _apply_blocklists(src.extracted, cfg, rejected)
+    pairs = _caption_stages(pairs, cfg, rejected)
     if cfg.dedupe.url:
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
     elif cfg.dedupe.url_caption:
@@ -296,7 +324,11 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         _events(src.extracted, "PairEvents", lambda _: ("pairs",)),
         _events(rejected["ExtractAltText"], "UnusablePairEvents", lambda _: ("pairs",)),
     ]
-    write_outputs(kept, rejected, events, output_dir, cfg, stats_extra(cfg, rejected), threshold, values)
+    extra = stats_extra(cfg, rejected)
+    extra["blocklist"] = blocklist_stats(blocklist_spec(cfg.blocklist))  # reads the lists: a bad one fails now
+    if cfg.safety.enabled:
+        extra["safety"] = safety_stats(safety_spec(cfg.safety), cfg.safety.filter)
+    write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values)
 
 
 # ---- wit refilter: the same stages over a finished output ---------------------------

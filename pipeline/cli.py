@@ -1,4 +1,4 @@
-"""The ``wit`` command: curate, inspect, refilter, train, eval, sample, demo.
+"""The ``wit`` command: curate, inspect, refilter, search, train, eval, sample, demo.
 
 Input: command-line arguments; unknown flags are Beam's and pass through
 untouched (``--runner``, ``--project``, ``--direct_num_workers``, ...).
@@ -54,6 +54,24 @@ def _add_inspect(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for --sample and the report's picks")
 
 
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="text->image (or --image: image->image) search over a curated output")
+    p.add_argument("output", help="a wit curate output directory (with embeddings/)")
+    p.add_argument("query", nargs="?", help='text, e.g. "a red circle on a blue background"')
+    p.add_argument("--image", metavar="PATH", help="search with this image instead of text")
+    p.add_argument("--k", type=int, default=20, help="how many hits (default 20)")
+    p.add_argument("--html", metavar="PATH", help="also write the hits as a report page (PATH + <stem>_assets/)")
+    p.add_argument("--exact-max", type=int, default=100_000,
+                   help="exact numpy search up to this many samples, an HNSW index (faiss) beyond")
+    p.add_argument("--model", help="open_clip model of the output's scorer (default: run_config.yaml)")
+    p.add_argument("--pretrained", help="its weights (default: run_config.yaml)")
+
+
+def _add_blocklist_hash(sub) -> None:
+    p = sub.add_parser("blocklist-hash", help="print sha256 and pHash of image files, for blocklist.sha256 / .phash")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="the offline sample web")
     ssub = p.add_subparsers(dest="sample_cmd", required=True)
@@ -100,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_demo(sub)
     _add_refilter(sub)
+    _add_search(sub)
+    _add_blocklist_hash(sub)
     return parser
 
 
@@ -137,6 +157,50 @@ def cmd_inspect(args) -> int:
 
         print(f"report: {write_report(run, args.html, seed=args.seed)}")
     return 0
+
+
+def cmd_search(args) -> int:
+    from pipeline.search import load_searcher
+
+    if bool(args.query) == bool(args.image) or args.k < 1:
+        print("wit: error: give a text query or --image PATH (not both), and --k >= 1", file=sys.stderr)
+        return 2
+    searcher = load_searcher(args.output, exact_max=args.exact_max, model=args.model, pretrained=args.pretrained)
+    hits = searcher.search_image(args.image, args.k) if args.image else searcher.search_text(args.query, args.k)
+    for hit in hits:
+        print(f"{hit.rank:>3}  {hit.similarity:6.3f}  {hit.row['key']}  {hit.row['caption']!r}  {hit.row['url']}")
+    if args.html:
+        from pipeline.report import load_run
+        from pipeline.report.search_html import write_search_report
+
+        path = write_search_report(load_run(args.output), hits, args.html, query_text=args.query or "",
+                                   query_image=args.image, index_method=searcher.index.method)
+        print(f"search page: {path}")
+    return 0
+
+
+def cmd_blocklist_hash(args) -> int:
+    """``sha256  phash  path`` per image: the values blocklist.sha256 and blocklist.phash match."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from transforms.hashing import phash_image, to_hex
+
+    failed = 0
+    for path in args.images:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            with Image.open(io.BytesIO(data)) as img:
+                phash = to_hex(phash_image(img))
+        except OSError as exc:  # missing file, or not an image Pillow decodes
+            print(f"wit: error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{hashlib.sha256(data).hexdigest()}  {phash}  {path}")
+    return 1 if failed else 0
 
 
 def cmd_sample(args) -> int:
@@ -192,6 +256,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     _setup_logging(args.verbose)
+    from filters.blocklist_lists import BlocklistError
+    from transforms.safety_tags import SafetyInputError
+    from pipeline.search_index import SearchInputError
     from pipeline.config import ConfigError
     from pipeline.run import CannotResume, OutputExists
     from pipeline.report import ReportInputError
@@ -212,8 +279,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_sample(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "search":
+            return cmd_search(args)
+        if args.command == "blocklist-hash":
+            return cmd_blocklist_hash(args)
         return args.handler(args)
-    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, WarcInputError, CannotResume, ReportInputError) as exc:
+    except (ConfigError, OutputExists, ScorerUnavailable, UrlListError, WarcInputError, CannotResume, ReportInputError,
+            BlocklistError, SafetyInputError, SearchInputError) as exc:
         print(f"wit: error: {exc}", file=sys.stderr)
         return 2
 

@@ -141,6 +141,27 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
+class BlocklistConfig:
+    # Each a list of files (local or gs://), one entry per line (filters/blocklist_lists.py).
+    domains: tuple = ()
+    url_prefixes: tuple = ()
+    urls: tuple = ()
+    sha256: tuple = ()
+    phash: tuple = ()
+    phash_radius: int = 4
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    enabled: bool = False  # safety_<tag> columns from the CLIP image embeddings
+    prompts: str = "configs/safety_prompts.yaml"  # prompt sets per tag (YAML), local or gs://
+    head: str = ""  # a linear head (.npz) on the image embeddings instead of prompts
+    filter: bool = False  # drop images whose tag score reaches its threshold (safety.<tag>)
+    thresholds: tuple = ()  # "tag=value" entries overriding the prompt file's / head's thresholds
+    logit_scale: float = 100.0  # softmax temperature over a tag's prompts (CLIP's own scale)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     samples_per_shard: int = 10000
     rejections_per_file: int = 200000
@@ -158,6 +179,8 @@ class CurateConfig:
     image: ImageRulesConfig = field(default_factory=ImageRulesConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict:
@@ -325,6 +348,11 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.dedupe.semantic_clusters >= 1, "dedupe.semantic_clusters must be >= 1"),
         (cfg.dedupe.semantic_sample >= 1, "dedupe.semantic_sample must be >= 1"),
         (not cfg.score.enabled or bool(cfg.score.model), "score.model is required when scoring"),
+        (0 <= cfg.blocklist.phash_radius <= 32, "blocklist.phash_radius must be in [0, 32] (bits of 64)"),
+        (cfg.score.enabled or not cfg.safety.enabled, "safety.enabled needs score.enabled (CLIP embeddings)"),
+        (cfg.safety.enabled or not cfg.safety.filter, "safety.filter needs safety.enabled"),
+        (not cfg.safety.enabled or cfg.score.embeddings, "safety.enabled needs score.embeddings (tags come from them)"),
+        (cfg.safety.logit_scale > 0, "safety.logit_scale must be > 0"),
         (cfg.output.samples_per_shard >= 1, "output.samples_per_shard must be >= 1"),
         (cfg.output.rejections_per_file >= 1, "output.rejections_per_file must be >= 1"),
         (cfg.output.checkpoint_every >= 1, "output.checkpoint_every must be >= 1"),

@@ -81,6 +81,18 @@ class DropReason(str, enum.Enum):
     # CLIP scoring
     CLIP_BELOW_THRESHOLD = "clip.below_threshold"
     CLIP_SCORE_ERROR = "clip.score_error"
+    # curator's blocklists (filters/blocklist.py): before download, then on the downloaded image
+    BLOCKLIST_DOMAIN = "blocklist.domain"  # image host is a listed domain or under one
+    BLOCKLIST_PAGE_DOMAIN = "blocklist.page_domain"  # the page's host is
+    BLOCKLIST_URL_PREFIX = "blocklist.url_prefix"
+    BLOCKLIST_URL = "blocklist.url"
+    BLOCKLIST_SHA256 = "blocklist.sha256"
+    BLOCKLIST_PHASH = "blocklist.phash"  # within the configured Hamming radius of a listed pHash
+    # safety tags from the CLIP embeddings (filters/safety.py); a tag not named here is safety.custom
+    SAFETY_NSFW = "safety.nsfw"
+    SAFETY_WATERMARK = "safety.watermark"
+    SAFETY_SCREENSHOT = "safety.screenshot"
+    SAFETY_CUSTOM = "safety.custom"
 
     @property
     def stage(self) -> str:
@@ -183,6 +195,9 @@ class ScoredImage:
     # b"" when unscored. Written to OUT/embeddings/, never to the shards.
     image_embedding: bytes = b""
     text_embedding: bytes = b""
+    # ((tag, score in [0, 1]), ...) from TagSafety (transforms/safety_tags.py); () = not tagged.
+    # Written as safety_<tag> columns.
+    safety: tuple = ()
 
 
 @dataclass(frozen=True)

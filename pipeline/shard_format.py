@@ -61,6 +61,15 @@ SAMPLE_SCHEMA = pa.schema([
     ("shard", pa.string()),
 ])
 
+SAFETY_PREFIX = "safety_"  # safety_<tag> float32 columns follow the fixed ones when safety.enabled
+
+
+def sample_schema(rows: Sequence[Mapping]) -> pa.Schema:
+    """SAMPLE_SCHEMA plus a float32 ``safety_<tag>`` column per tag the rows carry (sorted)."""
+    tags = sorted({k for r in rows for k in r if k.startswith(SAFETY_PREFIX)})
+    return pa.schema(list(SAMPLE_SCHEMA) + [pa.field(name, pa.float32()) for name in tags])
+
+
 REJECTION_SCHEMA = pa.schema([
     ("key", pa.string()),
     ("stage", pa.string()),

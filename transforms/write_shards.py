@@ -64,6 +64,8 @@ def sample_row(scored: ScoredImage) -> dict:
         "lang": pair.lang,
         # Extra columns of a URL list, as one JSON object (the parquet schema stays fixed).
         "extra": json.dumps(dict(pair.extra), sort_keys=True, ensure_ascii=False) if pair.extra else None,
+        # safety_<tag> scores (transforms/safety_tags.py), when safety.enabled
+        **{f"{shard_format.SAFETY_PREFIX}{tag}": score for tag, score in scored.safety},
     }
 
 
@@ -99,7 +101,7 @@ class _WriteShardFn(beam.DoFn):
                             "caption": row["caption"], "meta": meta})
         base = FileSystems.join(self.shards_dir, name)
         write_atomically(base + ".tar", shard_format.tar_bytes(samples))
-        write_atomically(base + ".parquet", shard_format.parquet_bytes(rows, shard_format.SAMPLE_SCHEMA))
+        write_atomically(base + ".parquet", shard_format.parquet_bytes(rows, shard_format.sample_schema(rows)))
         metrics.inc(metrics.Counter.SHARDS_WRITTEN)
         metrics.inc(metrics.Counter.SAMPLES_WRITTEN, len(rows))
         yield f"{name}.tar", len(rows)

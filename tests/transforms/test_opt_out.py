@@ -1,0 +1,44 @@
+"""transforms.opt_out: the per-domain opt-out summary (robots.txt, noai, blocklists) for stats.json."""
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.records import Rejection
+from tests.conftest import local_test_pipeline
+from transforms.opt_out import OTHER_DOMAINS, SummariseOptOut, opt_out_domain, summarise
+
+
+def _rej(reason, image="https://img.a.com/x.jpg", page="https://pages.b.org/p"):
+    return Rejection(key="k", stage=reason.split(".")[0], reason=reason, image_url=image, page_url=page)
+
+
+def test_domain_is_the_page_host_only_for_page_domain_blocks():
+    assert opt_out_domain(_rej("fetch.noai")) == "img.a.com"
+    assert opt_out_domain(_rej("blocklist.page_domain")) == "pages.b.org"
+    assert opt_out_domain(_rej("fetch.robots_disallowed", image="http://[bad")) == "(no host)"
+
+
+def test_summary_caps_domains_and_sums_the_rest():
+    counts = [(("a.com", "fetch.noai"), 5), (("b.com", "fetch.noai"), 3), (("c.com", "blocklist.url"), 1),
+              (("a.com", "blocklist.domain"), 2)]
+    out = summarise(counts, max_domains=2)
+    assert out["total"] == {"blocklist.domain": 2, "blocklist.url": 1, "fetch.noai": 8}
+    assert out["by_domain"] == {"a.com": {"blocklist.domain": 2, "fetch.noai": 5}, "b.com": {"fetch.noai": 3},
+                                OTHER_DOMAINS: {"blocklist.url": 1}}
+    assert out["domains"] == 3
+
+
+def test_pipeline_ignores_other_reasons_and_always_emits():
+    rejections = [_rej("fetch.noai"), _rej("fetch.noai"), _rej("fetch.robots_disallowed", image="https://r.net/a"),
+                  _rej("blocklist.page_domain"), _rej("caption.empty"), _rej("fetch.timeout")]
+    p = local_test_pipeline()
+    values = p | beam.Create(rejections) | SummariseOptOut()
+    assert_that(values, equal_to([
+        ("opt_out", "total", {"blocklist.page_domain": 1, "fetch.noai": 2, "fetch.robots_disallowed": 1}),
+        ("opt_out", "by_domain", {"img.a.com": {"fetch.noai": 2}, "pages.b.org": {"blocklist.page_domain": 1},
+                                  "r.net": {"fetch.robots_disallowed": 1}}),
+        ("opt_out", "domains", 3)]))
+    empty = p | "Empty" >> beam.Create([_rej("caption.empty")]) | "Summary2" >> SummariseOptOut()
+    assert_that(empty, equal_to([("opt_out", "total", {}), ("opt_out", "by_domain", {}), ("opt_out", "domains", 0)]),
+                label="Empty")
+    p.run().wait_until_finish()
