@@ -27,7 +27,7 @@ import io
 import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
 import apache_beam as beam
@@ -96,10 +96,38 @@ def _amp_dtype(device: str, precision: str):
     return torch.float16
 
 
+_LOCAL_COPIES: dict = {}
+
+
+def local_copy(path: str) -> str:
+    """``path`` itself when local; a file on local disk for a ``gs://`` (any Beam filesystem)
+    path, copied once per process through ``FileSystems`` (open_clip reads local files only)."""
+    if "://" not in path:
+        return path
+    if path not in _LOCAL_COPIES:
+        import tempfile
+
+        from apache_beam.io.filesystems import FileSystems
+
+        target = os.path.join(tempfile.mkdtemp(prefix="wit-model-"), path.rstrip("/").rsplit("/", 1)[-1])
+        try:
+            with FileSystems.open(path) as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+        except (OSError, ValueError) as exc:  # missing object, no filesystem for the scheme
+            raise ScorerUnavailable(f"cannot copy scorer file {path!r} to local disk: {exc}") from exc
+        _LOCAL_COPIES[path] = target
+    return _LOCAL_COPIES[path]
+
+
 def load_scorer(spec: ScorerSpec) -> LoadedScorer:
-    """Build the open_clip model; ScorerUnavailable says how to supply missing weights."""
+    """Build the open_clip model; ScorerUnavailable says how to supply missing weights.
+
+    Model JSON and weights may be ``gs://`` paths: they are copied to local disk first
+    (on a worker: in ``load_model()``, i.e. at setup, never in the pickled handler)."""
     from trainer.model import create_model  # the one open_clip factory of the project
 
+    spec = replace(spec, model=local_copy(spec.model), pretrained=local_copy(spec.pretrained))
     device = _pick_device(spec.device)
     looks_like_file = spec.pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.sep in spec.pretrained
     if looks_like_file and not os.path.exists(spec.pretrained):

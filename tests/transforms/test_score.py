@@ -186,3 +186,12 @@ def test_cuda_path_agrees_with_cpu(tiny_scorer):
     cpu_scores = [r.inference[0] for r in OpenClipHandler(TINY).run_inference(BATCH, tiny_scorer)]
     gpu_scores = [r.inference[0] for r in OpenClipHandler(spec).run_inference(BATCH, gpu)]
     assert gpu.amp_dtype is not None and gpu_scores == pytest.approx(cpu_scores, abs=2e-2)
+
+
+def test_local_copy_keeps_local_paths_and_reports_unreachable_remote_ones():
+    from transforms.score import ScorerUnavailable, local_copy
+
+    assert local_copy("models/wit-tiny-scorer.pt") == "models/wit-tiny-scorer.pt"
+    assert local_copy("ViT-B-32") == "ViT-B-32"
+    with pytest.raises(ScorerUnavailable, match="nosuchfs://bucket/w.pt"):
+        local_copy("nosuchfs://bucket/w.pt")
