@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import photo_like  # noqa: E402
 from pipeline.records import AltPair, ResizedImage, make_key  # noqa: E402
 from transforms.imaging import ResizeSpec, resize_image  # noqa: E402
-from transforms.score import OpenClipHandler, ScoreClip, ScorerSpec, encode_pixels, preprocess_batch  # noqa: E402
+from transforms.clip_handler import OpenClipHandler  # noqa: E402
+from transforms.score import ScoreClip, ScorerSpec, encode_pixels, preprocess_batch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {

@@ -19,13 +19,13 @@ purple"; DedupeNear also requires the signatures within ``near_colour_delta``.
 
 Both are computed on the image *content*: for ``resize.mode: border`` the white
 padding that squares the image is cut off first, so two aspect ratios of one
-picture are not pushed apart by their padding. The decode reuses the resized
-bytes already in memory (about 0.3 ms for a 256 px JPEG): no second download.
+picture are not pushed apart by their padding. The resize core hashes the resized
+pixels before it encodes them (transforms/phash.py), so images from FetchImages need
+no work here; anything else is decoded from the resized bytes already in memory.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 from dataclasses import replace
@@ -37,45 +37,11 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.records import ResizedImage, ScoredImage
 from transforms.imaging import ResizeSpec, target_size
+from transforms.phash import DCT_SIDE, HASH_BITS, HASH_SIDE, colour_signature, phash_image  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-HASH_SIDE = 8  # 8x8 DCT coefficients -> 64 bits
-DCT_SIDE = 32  # thumbnail side (imagehash's highfreq_factor 4)
-HASH_BITS = HASH_SIDE * HASH_SIDE
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError)
-
-
-@functools.lru_cache(maxsize=4)
-def _dct_matrix(n: int) -> np.ndarray:
-    """DCT-II basis (unnormalised: scale does not change which side of the median a coefficient is)."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    return np.cos(np.pi * (2 * i + 1) * k / (2 * n))
-
-
-@functools.lru_cache(maxsize=4)
-def _window(n: int) -> np.ndarray:
-    """Separable sine window: 1 in the middle, ~0 at the border."""
-    ramp = np.sin(np.pi * (np.arange(n) + 0.5) / n)
-    return np.outer(ramp, ramp)
-
-
-def phash_image(img: Image.Image) -> int:
-    """The 64-bit windowed pHash of a PIL image, as an int (bit 63 = coefficient (0, 0))."""
-    grey = img.convert("L").resize((DCT_SIDE, DCT_SIDE), Image.Resampling.LANCZOS)
-    pixels = np.asarray(grey, dtype=np.float64)
-    pixels = (pixels - pixels.mean()) * _window(DCT_SIDE)
-    basis = _dct_matrix(DCT_SIDE)
-    low = (basis @ pixels @ basis.T)[:HASH_SIDE, :HASH_SIDE].ravel()
-    bits = low > np.median(low)
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def colour_signature(img: Image.Image) -> bytes:
-    """Mean Y, Cb, Cr of each quarter (2x2 box average): 12 bytes."""
-    quarters = img.convert("RGB").convert("YCbCr").resize((2, 2), Image.Resampling.BOX)
-    return np.asarray(quarters, dtype=np.uint8).tobytes()
 
 
 def colour_distance(a: str, b: str) -> int:
@@ -122,9 +88,15 @@ def hash_resized(image: ResizedImage, spec: Optional[ResizeSpec]) -> tuple[str, 
 
 
 def with_hashes(record, spec: Optional[ResizeSpec]):
-    """A ResizedImage (or a ScoredImage's image) with ``phash`` and ``colour_sig`` set."""
+    """A ResizedImage (or a ScoredImage's image) with ``phash`` and ``colour_sig`` set.
+
+    Images resized by transforms/imaging.py arrive hashed already (from the pixels
+    in hand before encoding); only the others are decoded here.
+    """
     if isinstance(record, ScoredImage):
         return replace(record, image=with_hashes(record.image, spec))
+    if record.phash and record.colour_sig:
+        return record
     phash, colour = hash_resized(record, spec)
     return replace(record, phash=phash, colour_sig=colour)
 

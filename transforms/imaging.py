@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.records import DropReason
+from transforms.phash import colour_signature, phash_image
 
 _PIL_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError,
@@ -38,6 +39,8 @@ class ResizeResult:
     height: int
     original_width: int
     original_height: int
+    phash: str = ""  # of the picture content (no border padding), 16 hex digits
+    colour_sig: str = ""  # 24 hex digits; see transforms/hashing.py
 
 
 class DecodeError(Exception):
@@ -101,16 +104,19 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = _open(data, spec)
             orig_w, orig_h = img.size
-            exif_swap = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            orientation = img.getexif().get(0x0112, 1)
+            exif_swap = orientation in (5, 6, 7, 8)
             tw, th = target_size(*((orig_h, orig_w) if exif_swap else (orig_w, orig_h)), spec)
             if img.format == "JPEG" and spec.mode != "no":
                 draft_size = (th, tw) if exif_swap else (tw, th)
                 img.draft("RGB", draft_size)  # DCT-domain downscale, never below the target
-            img = ImageOps.exif_transpose(img)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)  # a full copy: only when there is work to do
             orig_w, orig_h = (orig_h, orig_w) if exif_swap else (orig_w, orig_h)
             img = _to_rgb(img)
             if (tw, th) != img.size:
                 img = img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            phash, colour = f"{phash_image(img):016x}", colour_signature(img).hex()
             img = _place(img, spec)
             out = io.BytesIO()
             fmt = _PIL_FORMATS[spec.encode_format]
@@ -122,4 +128,4 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
         raise DecodeError(DropReason.IMAGE_TOO_MANY_PIXELS, str(exc)[:200]) from None
     except _DECODE_ERRORS as exc:
         raise DecodeError(DropReason.IMAGE_UNDECODABLE, f"{type(exc).__name__}: {exc}"[:200]) from None
-    return ResizeResult(out.getvalue(), img.width, img.height, orig_w, orig_h)
+    return ResizeResult(out.getvalue(), img.width, img.height, orig_w, orig_h, phash, colour)

@@ -36,7 +36,8 @@ def resize_fetched(fetched: FetchedImage, spec: ResizeSpec) -> ResizedImage | Re
     return ResizedImage(
         pair=fetched.pair, data=res.data, ext=spec.encode_format, width=res.width, height=res.height,
         original_width=res.original_width, original_height=res.original_height,
-        sha256=hashlib.sha256(fetched.data).hexdigest(), final_url=fetched.final_url, mime=fetched.mime)
+        sha256=hashlib.sha256(fetched.data).hexdigest(), final_url=fetched.final_url, mime=fetched.mime,
+        phash=res.phash, colour_sig=res.colour_sig)
 
 
 class _ResizeFn(beam.DoFn):

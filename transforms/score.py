@@ -6,7 +6,7 @@ Nothing is dropped here: ClipThreshold decides. The image scored is the resized
 one already in memory (no second download); the model's own eval preprocessing
 is applied to it, so scores match what open_clip would compute on that image.
 
-``OpenClipHandler`` is a custom ``ModelHandler``: the open_clip model and
+``OpenClipHandler`` (transforms/clip_handler.py) is a custom ``ModelHandler``: the open_clip model and
 tokenizer are built in ``load_model()`` (on the worker, never pickled; shared by
 the worker's threads through RunInference's shared model), batches are sized by
 ``score.batch_size``. Decode + preprocessing of a batch run in a small thread
@@ -28,10 +28,12 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+if TYPE_CHECKING:  # apache_beam.ml.inference imports torch (~2-4 s): only runs that score pay for it
+    from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline import metrics
 from pipeline.records import ResizedImage, ScoredImage
@@ -212,33 +214,6 @@ def cosine_scores(scorer: LoadedScorer, images: Sequence, captions: Sequence[str
     return encode_pixels(scorer, pixels, captions).scores
 
 
-class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
-    """RunInference handler: a batch of ResizedImage -> cosine score per image."""
-
-    def __init__(self, spec: ScorerSpec):
-        super().__init__(min_batch_size=1, max_batch_size=spec.batch_size)
-        self.spec = spec
-
-    def load_model(self) -> LoadedScorer:
-        return load_scorer(self.spec)
-
-    def run_inference(self, batch: Sequence[ResizedImage], model: LoadedScorer,
-                      inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
-        """One PredictionResult per image: inference = (score, image emb bytes, text emb bytes)."""
-        pixels = preprocess_batch(model, [item.data for item in batch])
-        out = encode_pixels(model, pixels, [item.pair.caption for item in batch])
-        keep = self.spec.embeddings
-        return [PredictionResult(item, (score, out.image_embeddings[i].tobytes() if keep else b"",
-                                        out.text_embeddings[i].tobytes() if keep else b""), self.spec.model_id)
-                for i, (item, score) in enumerate(zip(batch, out.scores))]
-
-    def get_num_bytes(self, batch: Sequence[ResizedImage]) -> int:
-        return sum(len(item.data) for item in batch)
-
-    def get_metrics_namespace(self) -> str:
-        return "wit_score"
-
-
 def _chunks(bucket_and_images, batch_size: int):
     _bucket, images = bucket_and_images
     ordered = sorted(images, key=lambda im: im.pair.key)
@@ -287,9 +262,15 @@ class ScoreClip(beam.PTransform):
     def __init__(self, spec: ScorerSpec, handler: Optional[ModelHandler] = None):
         super().__init__()
         self.spec = spec
-        self.handler = handler or OpenClipHandler(spec)
+        if handler is None:
+            from transforms.clip_handler import OpenClipHandler
+
+            handler = OpenClipHandler(spec)
+        self.handler = handler
 
     def expand(self, images):
+        from apache_beam.ml.inference.base import RunInference
+
         return (
             images
             | "Batch" >> BatchDeterministically(self.spec.batch_size)

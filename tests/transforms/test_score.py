@@ -16,8 +16,8 @@ from filters.clip_threshold import ClipThresholdRule
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, ResizedImage, ScoredImage
 from tests.conftest import counter as _counter, local_test_pipeline
+from transforms.clip_handler import OpenClipHandler
 from transforms.score import (
-    OpenClipHandler,
     ScoreClip,
     ScorerSpec,
     ScorerUnavailable,
