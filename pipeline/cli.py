@@ -41,6 +41,9 @@ def _add_curate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed run in --output (same config): saved image fetches are reused")
+    p.add_argument("--incremental", action="store_true",
+                   help="rerun a finished --output (same config, output.keep_fetched) over grown inputs: "
+                   "only images not fetched before are downloaded")
 
 
 def _add_inspect(sub) -> None:
@@ -135,7 +138,7 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
     inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
                     caption_col=args.caption_col, warc=args.warc)
     stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True,
-                         resume=args.resume)
+                         resume=args.resume, incremental=args.incremental)
     print(format_funnel(stats, args.output))
     return 0 if stats["accounting_ok"] else 1
 

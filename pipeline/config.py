@@ -167,6 +167,7 @@ class OutputConfig:
     rejections_per_file: int = 200000
     checkpoint: bool = True  # FetchImages outcomes saved under OUT/_work/ while a run goes (--resume)
     checkpoint_every: int = 500  # records per checkpoint file
+    keep_fetched: bool = False  # keep OUT/_work/fetched after success, for wit curate --incremental
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
 from pipeline.progress import progress_for
 from pipeline.runners import make_options, make_runner
-from transforms.checkpoint import WORK_DIR
+from transforms.checkpoint import FETCHED, WORK_DIR, work_dir
 from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.url_list import expand_paths
 from transforms.warc import expand_warc_paths
@@ -63,7 +63,8 @@ def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> No
                             EMBEDDINGS_DIR, WORK_DIR)
                 if FileSystems.exists(FileSystems.join(output_dir, d))]
     if existing and not overwrite and not resume:
-        hint = " (an unfinished run: --resume continues it)" if WORK_DIR in existing else ""
+        unfinished = WORK_DIR in existing and shard_format.STATS_FILE not in existing
+        hint = " (an unfinished run: --resume continues it)" if unfinished else ""
         raise OutputExists(f"{output_dir} already holds a run ({', '.join(existing)}){hint}; "
                            "pass --overwrite to replace it or choose another --output")
     if resume:
@@ -74,16 +75,27 @@ def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> No
         Path(output_dir).mkdir(parents=True, exist_ok=True)
 
 
-def check_resumable(cfg: CurateConfig, output_dir: str) -> None:
+def check_resumable(cfg: CurateConfig, output_dir: str, flag: str = "--resume") -> None:
     """--resume continues a run of the same config only (its saved outcomes depend on it)."""
     path = FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE)
     if not FileSystems.exists(path):
-        raise CannotResume(f"--resume: {output_dir} holds no run to continue (no {shard_format.RUN_CONFIG_FILE})")
+        raise CannotResume(f"{flag}: {output_dir} holds no run to continue (no {shard_format.RUN_CONFIG_FILE})")
     with FileSystems.open(path) as fh:
         saved = fh.read().decode("utf-8")
     if saved != dump_yaml(cfg):
-        raise CannotResume(f"--resume: {path} differs from this run's config; resume with the same "
+        raise CannotResume(f"{flag}: {path} differs from this run's config; use the same "
                            "--config/--set, or start afresh with --overwrite")
+
+
+def check_incremental(cfg: CurateConfig, output_dir: str) -> None:
+    """--incremental grows a finished run of the same config that kept its fetches."""
+    check_resumable(cfg, output_dir, "--incremental")
+    if not FileSystems.exists(FileSystems.join(output_dir, shard_format.STATS_FILE)):
+        raise CannotResume(f"--incremental: {output_dir} holds no finished run (no stats.json); "
+                           "--resume continues an unfinished one")
+    if not FileSystems.exists(work_dir(output_dir, FETCHED)):
+        raise CannotResume(f"--incremental: {output_dir} kept no fetched images; curate it with "
+                           "--set output.keep_fetched=true to grow it later")
 
 
 def clear_work(output_dir: str) -> None:
@@ -106,11 +118,13 @@ def check_scorer(cfg: CurateConfig) -> None:
 
 def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: Sequence[str] = (),
                  overwrite: bool = False, score_handler=None, show_progress: bool = False,
-                 resume: bool = False) -> dict:
+                 resume: bool = False, incremental: bool = False) -> dict:
     """Validate, run the pipeline to completion, return stats.json as a dict.
 
     ``show_progress``: report live counts while a local run goes (pipeline/progress.py).
     ``resume``: continue a killed run in ``output_dir`` (same config), reusing its saved fetches.
+    ``incremental``: rerun a finished ``output_dir`` (same config, ``output.keep_fetched``) over
+    grown inputs: images it fetched already are not downloaded again.
     """
     if not inputs.crawls and not inputs.url_list and not inputs.warc:
         raise ConfigError("no input: give --seeds FILE (one URL per line), --url-list PATH and/or --warc GLOB")
@@ -121,7 +135,10 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     cfg = resolve_paths(cfg)
     if score_handler is None:
         check_scorer(cfg)
-    if resume:
+    if incremental:
+        check_incremental(cfg, output_dir)
+        resume = True
+    elif resume:
         check_resumable(cfg, output_dir)
     prepare_output(output_dir, overwrite, resume)
     write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
@@ -134,7 +151,8 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
             beam.Pipeline(runner=runner, options=options) as p:
         build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler, resume=resume)
     log.info("pipeline finished in %.1fs", time.monotonic() - start)
-    clear_work(output_dir)
+    if not cfg.output.keep_fetched:
+        clear_work(output_dir)
     return read_stats(output_dir)
 
 

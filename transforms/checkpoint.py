@@ -34,6 +34,7 @@ from transforms.write_shards import write_atomically
 log = logging.getLogger(__name__)
 
 WORK_DIR = "_work"
+FETCHED = "fetched"  # OUT/_work/fetched: FetchImages outcomes (pipeline/build.py)
 OK, REJECTED = "ok", "rejected"
 
 
