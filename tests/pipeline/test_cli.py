@@ -47,6 +47,10 @@ def test_ssrf_guard_is_on_by_default(server, tmp_path):
     (["curate", "--output", "X", "--seeds", "s.txt", "--set", "score.pretrained=/nonexistent/w.pt"],
      "no such file"),
     (["curate", "--output", "X"], "no input"),
+    (["curate", "--output", "X", "--seeds", "s.txt", "--set", "score.enabled=false", "--resume"],
+     "--resume: X holds no run to continue"),
+    (["curate", "--output", "X", "--seeds", "s.txt", "--set", "score.enabled=false", "--incremental"],
+     "--incremental: X holds no run to continue"),
 ])
 def test_errors_exit_2_before_running(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
