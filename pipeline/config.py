@@ -22,6 +22,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 
 RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
+RESAMPLE_FILTERS = ("lanczos", "bicubic", "bilinear", "box")
 # Which member of a near-duplicate group survives (filters/dedupe_policy.py).
 SURVIVOR_POLICIES = ("largest", "first_by_key", "best_caption", "best_clip_score")
 SCORE_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -101,6 +102,7 @@ class ResizeConfig:
     encode_format: str = "jpg"
     encode_quality: int = 95
     max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit
+    resample: str = "bicubic"  # downscale filter after the JPEG draft decode (RESAMPLE_FILTERS)
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,7 @@ def validate(cfg: CurateConfig) -> None:
     """Cross-field checks; raises ConfigError with the offending key."""
     checks = [
         (cfg.resize.mode in RESIZE_MODES, f"resize.mode must be one of {RESIZE_MODES}"),
+        (cfg.resize.resample in RESAMPLE_FILTERS, f"resize.resample must be one of {RESAMPLE_FILTERS}"),
         (cfg.resize.encode_format in ENCODE_FORMATS, f"resize.encode_format must be one of {ENCODE_FORMATS}"),
         (8 <= cfg.resize.image_size <= 8192, "resize.image_size must be in [8, 8192]"),
         (1 <= cfg.resize.encode_quality <= 100, "resize.encode_quality must be in [1, 100]"),

@@ -18,6 +18,8 @@ from pipeline.records import DropReason
 from transforms.phash import colour_signature, phash_image
 
 _PIL_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
+_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
+             "bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError,
                   EOFError)
 
@@ -30,6 +32,7 @@ class ResizeSpec:
     encode_format: str = "jpg"
     encode_quality: int = 95
     max_pixels: int = 89_478_485
+    resample: str = "bicubic"
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
             orig_w, orig_h = (orig_h, orig_w) if exif_swap else (orig_w, orig_h)
             img = _to_rgb(img)
             if (tw, th) != img.size:
-                img = img.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
+                img = img.resize((tw, th), _RESAMPLE[spec.resample], reducing_gap=3.0)
             phash, colour = f"{phash_image(img):016x}", colour_signature(img).hex()
             img = _place(img, spec)
             out = io.BytesIO()

@@ -69,4 +69,4 @@ class ResizeImages(beam.PTransform):
 def resize_spec(cfg) -> ResizeSpec:
     """ResizeSpec from the ``resize`` config section."""
     return ResizeSpec(cfg.image_size, cfg.mode, cfg.resize_only_if_bigger, cfg.encode_format,
-                      cfg.encode_quality, cfg.max_pixels)
+                      cfg.encode_quality, cfg.max_pixels, cfg.resample)

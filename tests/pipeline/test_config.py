@@ -31,6 +31,7 @@ def test_yaml_files_layer_in_order(tmp_path):
     ("score.min_scor=0.3", "unknown key"),
     ("scoring.enabled=true", "unknown config section"),
     ("resize.mode=stretch", "resize.mode"),
+    ("resize.resample=nearest", "resize.resample"),
     ("resize.image_size=big", "expected an integer"),
     ("score.enabled=maybe", "expected true/false"),
     ("score", "key.sub=value"),

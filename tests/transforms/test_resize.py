@@ -97,3 +97,34 @@ def test_pixel_limit_checked_before_decode():
 def test_deterministic_bytes():
     data = _jpeg(500, 333)
     assert resize_image(data, ResizeSpec()).data == resize_image(data, ResizeSpec()).data
+
+
+def _photo(w=900, h=600, seed=3):
+    """Smooth gradients with detail: what the filters differ on."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) % 97) * 2], axis=-1).astype(np.float64)
+    noisy = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(noisy).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def _psnr(a: bytes, b: bytes) -> float:
+    import numpy as np
+
+    x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.float64)
+    return float(10 * np.log10(255.0 ** 2 / max(((x - y) ** 2).mean(), 1e-9)))
+
+
+def test_every_resample_filter_gives_the_same_picture_and_hashes():
+    data = _photo()
+    outs = {f: resize_image(data, ResizeSpec(256, "border", resample=f)) for f in ("lanczos", "bicubic", "bilinear", "box")}
+    assert {(o.width, o.height) for o in outs.values()} == {(256, 256)}
+    for name in ("bicubic", "bilinear", "box"):
+        assert _psnr(outs["lanczos"].data, outs[name].data) > 30, name  # same picture, other filter
+    assert outs["bicubic"].data != outs["lanczos"].data  # the option is really used
+    assert all(len(o.phash) == 16 and len(o.colour_sig) == 24 for o in outs.values())
