@@ -6,12 +6,19 @@ pipeline graph that writes the output contract (see pipeline/shard_format.py).
     seeds -> FetchPages ───┬-> ExtractAltText ┐
     WARCs -> ReadWarc pages ┘                  │
              ReadWarc WAT pairs ───────────────┤
-    URL lists -> ReadUrlList ──────────────────┴-> CaptionRules -> DropBoilerplate -> DedupeUrls
-          (or DedupeUrlCaptions) [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
+    URL lists -> ReadUrlList ──────────────────┴-> [ApplyBlocklists] -> CaptionRules -> DropBoilerplate
+          -> DedupeUrls (or DedupeUrlCaptions)
+          [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
           -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> HashImages
-          -> DedupeImages -> DedupeNear -> ScoreClip -> ClipThreshold [-> SemanticDedupe] -> WriteShards
+          [-> BlockImageHashes] -> DedupeImages -> DedupeNear -> ScoreClip [-> TagSafety [-> SafetyFilter]]
+          -> ClipThreshold [-> SemanticDedupe] -> WriteShards
                                            ScoreClip -> WriteEmbeddings
-    every stage's rejects -> WriteRejections;  counts of everything -> WriteStats
+    every stage's rejects -> WriteRejections (-> SummariseOptOut);  counts of everything -> WriteStats
+
+The blocklists (filters/blocklist.py) run before anything is downloaded (URL lists)
+and right after hashing, before dedupe (hash lists, and URL lists on the final URL),
+so every copy of a listed image is dropped as listed. TagSafety reads the embeddings
+ScoreClip made (transforms/safety_tags.py); with ``best_clip_score`` it follows DedupeNear.
 
 Where DedupeNear runs: before ScoreClip, so duplicates are never scored (the model is
 the expensive step), unless the survivor policy is ``best_clip_score``, which needs
@@ -422,6 +429,9 @@ def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, outp
               _events(old_rejections, "SourceRejectedPairs", lambda _: ("pairs",))]
     extra = stats_extra(cfg, set(plan.source_stats.get("stages", [])) | set(rejected))
     extra["pages"] = plan.source_stats.get("pages", {})
+    for section in ("blocklist", "safety"):  # what the source run applied; its drops are carried
+        if section in plan.source_stats:
+            extra[section] = plan.source_stats[section]
     extra["refilter"] = {"source": plan.source_dir, "source_kept": plan.source_stats.get("kept"),
                          "source_pairs_extracted": plan.source_stats.get("pairs_extracted")}
     write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values,

@@ -64,7 +64,7 @@ def _add_search(sub) -> None:
     p.add_argument("--image", metavar="PATH", help="search with this image instead of text")
     p.add_argument("--k", type=int, default=20, help="how many hits (default 20)")
     p.add_argument("--html", metavar="PATH", help="also write the hits as a report page (PATH + <stem>_assets/)")
-    p.add_argument("--exact-max", type=int, default=100_000,
+    p.add_argument("--exact-max", type=int, default=1_000_000,
                    help="exact numpy search up to this many samples, an HNSW index (faiss) beyond")
     p.add_argument("--model", help="open_clip model of the output's scorer (default: run_config.yaml)")
     p.add_argument("--pretrained", help="its weights (default: run_config.yaml)")

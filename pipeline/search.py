@@ -75,7 +75,10 @@ def scorer_spec_of(output_dir: str, model: Optional[str] = None, pretrained: Opt
     model, pretrained = model or score.get("model"), pretrained or score.get("pretrained")
     if not model:
         raise SearchInputError(f"{path} names no score.model; pass --model and --pretrained")
-    return ScorerSpec(str(model), str(pretrained or ""), device="auto", precision="fp32")
+    from pipeline.run import resolve_project_path  # configs/..., models/... from anywhere, as wit curate
+
+    return ScorerSpec(resolve_project_path(str(model)), resolve_project_path(str(pretrained or "")),
+                      device="auto", precision="fp32")
 
 
 class Searcher:

@@ -55,7 +55,10 @@ def sample_from(meta: dict, image_ext: str, image: bytes, extra: tuple) -> Score
                            original_width=meta["original_width"], original_height=meta["original_height"],
                            sha256=meta["sha256"], final_url=meta.get("final_url") or "",
                            mime=meta.get("mime") or "", phash=meta.get("phash") or "")
-    return ScoredImage(image=resized, clip_score=meta.get("clip_score"), clip_model=meta.get("clip_model") or "")
+    safety = tuple((k[len(shard_format.SAFETY_PREFIX):], v) for k, v in sorted(meta.items())
+                   if k.startswith(shard_format.SAFETY_PREFIX) and isinstance(v, (int, float)))
+    return ScoredImage(image=resized, clip_score=meta.get("clip_score"), clip_model=meta.get("clip_model") or "",
+                       safety=safety)
 
 
 def read_shard(tar_path: str):

@@ -192,24 +192,39 @@ def scorer_text_encoder(scorer_spec) -> Callable:
     return encode
 
 
-def make_tagger(spec: SafetySpec, scorer_spec=None, encode_text: Optional[Callable] = None) -> Tagger:
-    """The run's Tagger: the head file, or the prompt sets encoded by ``encode_text`` (default: the scorer)."""
+def load_safety_inputs(spec: SafetySpec) -> dict:
+    """The head arrays or the prompt sets of ``spec``, read now (small files)."""
+    return load_head(spec.head) if spec.head else load_prompt_sets(spec.prompts)
+
+
+def make_tagger(spec: SafetySpec, scorer_spec=None, encode_text: Optional[Callable] = None,
+                loaded: Optional[dict] = None) -> Tagger:
+    """The run's Tagger: the head, or the prompt sets encoded by ``encode_text`` (default: the scorer).
+
+    ``loaded``: what ``load_safety_inputs`` read (else the files are read here).
+    """
+    loaded = load_safety_inputs(spec) if loaded is None else loaded
     if spec.head:
-        return head_tagger(load_head(spec.head), spec.thresholds)
+        return head_tagger(loaded, spec.thresholds)
     encode = encode_text or scorer_text_encoder(scorer_spec)
-    return prompt_tagger(load_prompt_sets(spec.prompts), encode, spec.logit_scale, spec.thresholds)
+    return prompt_tagger(loaded, encode, spec.logit_scale, spec.thresholds)
 
 
 class MakeTagger(beam.PTransform):
-    """PBegin -> a one-element PCollection: the Tagger (prompt texts encoded once, on one worker)."""
+    """PBegin -> a one-element PCollection: the Tagger (prompt texts encoded once, on one worker).
+
+    The prompt or head file is read at graph construction and travels with the
+    pipeline (a few KB), so workers need no access to the launcher's paths.
+    """
 
     def __init__(self, spec: SafetySpec, scorer_spec=None, encode_text: Optional[Callable] = None):
         super().__init__()
         self.spec, self.scorer_spec, self.encode_text = spec, scorer_spec, encode_text
+        self.loaded = load_safety_inputs(spec)
 
     def expand(self, pbegin):
         return (pbegin | "SafetySpec" >> beam.Create([self.spec])
-                | "EncodeSafetyPrompts" >> beam.Map(make_tagger, self.scorer_spec, self.encode_text))
+                | "EncodeSafetyPrompts" >> beam.Map(make_tagger, self.scorer_spec, self.encode_text, self.loaded))
 
 
 def _tag(scored: ScoredImage, tagger: Tagger) -> ScoredImage:

@@ -170,3 +170,14 @@ def test_search_without_embeddings_is_a_clear_error(searched, tmp_path):
     with pytest.raises(SearchInputError, match="no embeddings"):
         load_searcher(str(copy))
     assert read_embeddings(str(searched["out"])).num_rows > 0 and pq
+
+
+def test_refilter_carries_safety_columns_and_sections(searched):
+    out, new = searched["out"], searched["root"] / "refiltered"
+    assert main(["refilter", str(out), "--min-score", "0.55", "--output", str(new)]) == 0
+    shards = sorted(p.name for p in (out / "shards").iterdir())
+    assert shards == sorted(p.name for p in (new / "shards").iterdir())
+    for name in shards:  # safety_<tag> columns included: byte for byte
+        assert (out / "shards" / name).read_bytes() == (new / "shards" / name).read_bytes(), name
+    stats = json.loads((new / "stats.json").read_text())
+    assert stats["safety"] == searched["stats"]["safety"] and stats["opt_out"] == searched["stats"]["opt_out"]
