@@ -12,7 +12,7 @@ from pipeline.sample import SampleServer, generate_site
 from tests.e2e.test_resume import _CountingResources, _files
 from transforms.checkpoint import WORK_DIR
 
-OVERRIDES = ["fetch.allow_private_networks=true", "score.enabled=false", "output.keep_fetched=true"]
+OVERRIDES = ["fetch.allow_private_networks=true", "score.enabled=false", "dedupe.near=false", "output.keep_fetched=true"]
 
 
 def _write_list(path, base_url, entries):
