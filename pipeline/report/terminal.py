@@ -53,6 +53,24 @@ def settings_table(run: RunData) -> Table:
     return table
 
 
+def opt_out_table(run: RunData, max_domains: int = 10) -> Optional[Table]:
+    """Pairs refused by robots.txt, noai headers and blocklists, per domain (stats.json ``opt_out``)."""
+    opt_out = run.stats.get("opt_out") or {}
+    total = opt_out.get("total") or {}
+    if not total:
+        return None
+    reasons = sorted(total)
+    table = Table(title=f"Opt-outs and blocklists ({opt_out.get('domains', 0)} domains)", box=box.SIMPLE_HEAD,
+                  title_justify="left")
+    table.add_column("domain")
+    for reason in reasons:
+        table.add_column(reason, justify="right")
+    for domain, counts in list((opt_out.get("by_domain") or {}).items())[:max_domains]:
+        table.add_row(escape(domain), *(str(counts.get(r, "")) for r in reasons))
+    table.add_row("[bold]all[/bold]", *(f"[bold]{total[r]}[/bold]" for r in reasons))
+    return table
+
+
 def summary_line(run: RunData) -> str:
     s = run.stats
     pages = s.get("pages")
@@ -75,6 +93,9 @@ def print_summary(run: RunData, console: Optional[Console] = None) -> None:
     console.print(f"[bold]{escape(run.root)}[/bold] ({run.layout} output)")
     console.print(summary_line(run))
     console.print(funnel_table(run))
+    opt_out = opt_out_table(run)
+    if opt_out is not None:
+        console.print(opt_out)
     console.print(settings_table(run))
 
 

@@ -63,3 +63,18 @@ def test_free_text_reasons_are_not_rich_markup(img2dataset_dir):
     console, buf = _console()
     print_summary(run, console)
     assert reason in buf.getvalue()
+
+
+def test_summary_shows_the_opt_out_table_only_when_something_was_refused(curated):
+    from pipeline.report.terminal import opt_out_table
+
+    run = load_run(str(curated))
+    run.stats["opt_out"] = {"total": {"blocklist.domain": 3, "fetch.noai": 2}, "domains": 2,
+                            "by_domain": {"bad.example": {"blocklist.domain": 3}, "[x].org": {"fetch.noai": 2}}}
+    console, buf = _console()
+    print_summary(run, console)
+    text = buf.getvalue()
+    assert "Opt-outs and blocklists (2 domains)" in text and "bad.example" in text and "[x].org" in text
+    assert "blocklist.domain" in text and "fetch.noai" in text
+    run.stats["opt_out"] = {"total": {}, "by_domain": {}, "domains": 0}
+    assert opt_out_table(run) is None
