@@ -160,7 +160,7 @@ def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> bea
     """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
     fetch = FetchImages(client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
-                        resize=resize_spec(cfg.resize))
+                        resize=resize_spec(cfg.resize), processes=cfg.resize.processes)
     if not cfg.output.checkpoint:
         return fetch
     return Checkpointed(fetch, work_dir(output_dir, "fetched"), resume, cfg.output.checkpoint_every)

@@ -103,6 +103,7 @@ class ResizeConfig:
     encode_quality: int = 95
     max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit
     resample: str = "bicubic"  # downscale filter after the JPEG draft decode (RESAMPLE_FILTERS)
+    processes: int = 0  # decode/resize/encode in this many worker processes per fetch worker (0: in its threads)
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,7 @@ def validate(cfg: CurateConfig) -> None:
     checks = [
         (cfg.resize.mode in RESIZE_MODES, f"resize.mode must be one of {RESIZE_MODES}"),
         (cfg.resize.resample in RESAMPLE_FILTERS, f"resize.resample must be one of {RESAMPLE_FILTERS}"),
+        (0 <= cfg.resize.processes <= 256, "resize.processes must be in [0, 256]"),
         (cfg.resize.encode_format in ENCODE_FORMATS, f"resize.encode_format must be one of {ENCODE_FORMATS}"),
         (8 <= cfg.resize.image_size <= 8192, "resize.image_size must be in [8, 8192]"),
         (1 <= cfg.resize.encode_quality <= 100, "resize.encode_quality must be in [1, 100]"),

@@ -108,32 +108,51 @@ def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
                         mime=mime, status=result.status)
 
 
-def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPair):
-    """Download, then (with a spec) decode and resize in the same thread."""
+def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPair, pool=None):
+    """Download, then (with a spec) decode and resize in the same thread, or in ``pool``'s processes."""
     out = fetch_image(client, pair)
     if spec is None or isinstance(out, Rejection):
         return out
-    return resize_fetched(out, spec)
+    return resize_fetched(out, spec, pool)
 
 
 def host_of(pair: AltPair) -> str:
     return urlsplit(pair.image_url).netloc.lower()
 
 
+def _image_pool(processes: int):
+    """Worker processes for decode + resize + encode, or None (0: in the fetch threads).
+
+    Pillow releases the GIL while decoding and resizing but not while encoding, and
+    hashing is small numpy calls: with many images per second, those serialise the
+    fetch threads on one core. Spawned processes import only transforms/imaging.py.
+    """
+    if processes <= 0:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+
 class _FetchHostsFn(beam.DoFn):
     def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
-                 resize: Optional[ResizeSpec]):
+                 resize: Optional[ResizeSpec], processes: int = 0):
         self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.client = self.scheduler = None
+        self.processes = processes
+        self.client = self.scheduler = self.pool = None
 
     def setup(self):
         self.client = HttpClient(self.settings)
-        self.scheduler = HostScheduler(lambda p: fetch_and_resize(self.client, self.resize, p),
+        self.pool = _image_pool(self.processes) if self.resize is not None else None
+        self.scheduler = HostScheduler(lambda p: fetch_and_resize(self.client, self.resize, p, self.pool),
                                        self.concurrency, self.per_host)
 
     def teardown(self):
         if self.scheduler is not None:
             self.scheduler.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
         if self.client is not None:
             self.client.close()
 
@@ -170,9 +189,10 @@ class FetchImages(beam.PTransform):
     """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host."""
 
     def __init__(self, settings: ClientSettings, concurrency: int = 32, per_host: int = 8,
-                 resize: Optional[ResizeSpec] = None):
+                 resize: Optional[ResizeSpec] = None, processes: int = 0):
         super().__init__()
         self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
+        self.processes = processes
 
     def expand(self, pairs):
         out = (
@@ -180,7 +200,7 @@ class FetchImages(beam.PTransform):
             | "KeyByHost" >> beam.Map(lambda p: (host_of(p), p))
             | "GroupByHost" >> beam.GroupByKey()
             | "Download" >> beam.ParDo(_FetchHostsFn(self.settings, self.concurrency, self.per_host,
-                                                     self.resize))
+                                                     self.resize, self.processes))
             .with_outputs("rejected", main="fetched")
         )
         return out.fetched, out.rejected

@@ -28,9 +28,10 @@ from transforms.imaging import (DecodeError, ResizeResult, ResizeSpec, resize_im
                                 target_size)
 
 
-def resize_fetched(fetched: FetchedImage, spec: ResizeSpec) -> ResizedImage | Rejection:
+def resize_fetched(fetched: FetchedImage, spec: ResizeSpec, pool=None) -> ResizedImage | Rejection:
+    """``pool``: an executor whose processes run ``resize_image`` (see transforms/fetch.py)."""
     try:
-        res = resize_image(fetched.data, spec)
+        res = pool.submit(resize_image, fetched.data, spec).result() if pool else resize_image(fetched.data, spec)
     except DecodeError as err:
         return Rejection.of(fetched.pair, err.reason, err.detail)
     return ResizedImage(

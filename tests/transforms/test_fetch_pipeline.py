@@ -60,3 +60,38 @@ def test_fetch_images_pipeline(scripted_server):
                       DropReason.FETCH_ROBOTS: 1, DropReason.FETCH_NOT_IMAGE: 1}.items():
         assert _counter(result, reason.value) == n, reason
     assert "/private/p.jpg" not in hits  # robots.txt refused it before any request
+
+
+def test_resize_in_worker_processes_matches_resize_in_threads(scripted_server):
+    from transforms.fetch import _image_pool, fetch_and_resize
+    from transforms.http_client import HttpClient
+    from transforms.imaging import ResizeSpec
+
+    base, routes, _hits = scripted_server
+    routes["/a.jpg"] = (200, {"Content-Type": "image/jpeg"}, _image("JPEG"))
+    routes["/b.png"] = (200, {"Content-Type": "image/png"}, _image("PNG"))
+    routes["/cut.jpg"] = (200, {"Content-Type": "image/jpeg"}, _image("JPEG")[:200])  # truncated
+    pairs = [AltPair(key=k, page_url=base + "/", image_url=base + p, caption="a b c d")
+             for k, p in (("a", "/a.jpg"), ("b", "/b.png"), ("cut", "/cut.jpg"))]
+    spec = ResizeSpec(image_size=32, mode="border")
+    client, pool = HttpClient(SETTINGS), _image_pool(2)
+    try:
+        in_threads = [fetch_and_resize(client, spec, pair) for pair in pairs]
+        in_processes = [fetch_and_resize(client, spec, pair, pool) for pair in pairs]
+    finally:
+        pool.shutdown()
+        client.close()
+    # Same record (bytes, sizes, hashes) whichever side of the process boundary resized
+    # it; the truncated JPEG's DecodeError crosses it as image.undecodable.
+    assert in_processes == in_threads
+    assert [type(r).__name__ for r in in_processes] == ["ResizedImage", "ResizedImage", "Rejection"]
+    assert in_processes[2].reason == DropReason.IMAGE_UNDECODABLE.value
+    assert _image_pool(0) is None
+
+    p = local_test_pipeline()
+    images, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, concurrency=4, resize=spec, processes=2)
+    assert_that(images | beam.Map(lambda im: (im.pair.key, im.width, len(im.phash))),
+                equal_to([("a", 32, 16), ("b", 32, 16)]), label="resized")
+    assert_that(rejected | beam.Map(lambda r: (r.key, r.reason)), equal_to([("cut", "image.undecodable")]),
+                label="undecodable")
+    p.run().wait_until_finish()
