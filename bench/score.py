@@ -200,7 +200,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--model", choices=("tiny", "vit-b-32", "both"), default="both")
+    parser.add_argument("--model", choices=("tiny", "vit-b-32", "both"), default="tiny",
+                        help="vit-b-32 on CPU takes many minutes; use it with --device cuda")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-beam", action="store_true", help="skip the whole-stage Beam run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the best of each is kept")
