@@ -56,12 +56,27 @@ def resolve_paths(cfg: CurateConfig) -> CurateConfig:
                                       "pretrained": resolve_project_path(cfg.score.pretrained)})
 
 
+def present(path: str) -> bool:
+    """A file, or a directory holding anything. Object stores have no directory entries:
+    gs://b/out/shards is there only through the objects under it."""
+    if FileSystems.exists(path):
+        return True
+    return bool(FileSystems.match([FileSystems.join(path, "**")], limits=[1])[0].metadata_list)
+
+
+def remove(path: str, directory: bool = True) -> None:
+    """Delete a file, or a directory and everything under it. Local directories go as a whole;
+    on an object store a trailing / deletes every object under the prefix."""
+    remote_dir = directory and "://" in path
+    FileSystems.delete([path.rstrip("/") + "/" if remote_dir else path])
+
+
 def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> None:
     """Refuse to mix runs; --overwrite clears the old one. With ``resume`` the saved work
     (OUT/_work) is kept and whatever final files a killed run left are rewritten whole."""
     existing = [d for d in (shard_format.SHARDS_DIR, shard_format.REJECTIONS_DIR, shard_format.STATS_FILE,
                             EMBEDDINGS_DIR, WORK_DIR)
-                if FileSystems.exists(FileSystems.join(output_dir, d))]
+                if present(FileSystems.join(output_dir, d))]
     if existing and not overwrite and not resume:
         unfinished = WORK_DIR in existing and shard_format.STATS_FILE not in existing
         hint = " (an unfinished run: --resume continues it)" if unfinished else ""
@@ -69,8 +84,8 @@ def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> No
                            "pass --overwrite to replace it or choose another --output")
     if resume:
         existing = [d for d in existing if d != WORK_DIR]
-    if existing:
-        FileSystems.delete([FileSystems.join(output_dir, name) for name in existing])
+    for name in existing:
+        remove(FileSystems.join(output_dir, name), directory=name != shard_format.STATS_FILE)
     if "://" not in output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
 
@@ -93,7 +108,7 @@ def check_incremental(cfg: CurateConfig, output_dir: str) -> None:
     if not FileSystems.exists(FileSystems.join(output_dir, shard_format.STATS_FILE)):
         raise CannotResume(f"--incremental: {output_dir} holds no finished run (no stats.json); "
                            "--resume continues an unfinished one")
-    if not FileSystems.exists(work_dir(output_dir, FETCHED)):
+    if not present(work_dir(output_dir, FETCHED)):
         raise CannotResume(f"--incremental: {output_dir} kept no fetched images; curate it with "
                            "--set output.keep_fetched=true to grow it later")
 
@@ -101,8 +116,8 @@ def check_incremental(cfg: CurateConfig, output_dir: str) -> None:
 def clear_work(output_dir: str) -> None:
     """Saved work is not part of the output: removed once the run has finished."""
     path = FileSystems.join(output_dir, WORK_DIR)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
+    if present(path):
+        remove(path)
 
 
 def check_scorer(cfg: CurateConfig) -> None:
