@@ -175,11 +175,18 @@ class _Builder:
         return caption_for(spec, self.rng)
 
 
-def _add_regular(b: _Builder) -> None:
-    """Matched (kept) and mismatched (clip.below_threshold) scenes, spread over every page."""
+def _add_regular(b: _Builder, mismatched_share: Optional[float] = None) -> None:
+    """Matched (kept) and mismatched (clip.below_threshold) scenes, spread over every page.
+
+    ``mismatched_share``: the fraction of these pairs whose alt text describes another
+    image (default: about 1 in 6, enough to test the threshold; the web's own alt text
+    is far noisier, which is what bench/ab_filtering.py sets this for).
+    """
     n = 0
     for i, page in enumerate(b.pages):
         n_matched, n_mismatched = 6 + i % 3, 1 + (i % 3 == 0)
+        if mismatched_share is not None:
+            n_mismatched = round(n_matched * mismatched_share / (1.0 - mismatched_share))
         for j in range(n_matched + n_mismatched):
             n += 1
             src = f"/img/scene_{n:04d}.png" if n % 9 == 0 else f"/img/scene_{n:04d}.jpg"
@@ -319,12 +326,14 @@ def _check(manifest: list[ManifestEntry]) -> None:
         raise RuntimeError("a page references the same image twice")  # a generator bug
 
 
-def generate_site(seed: int = 0, n_pages: int = 24) -> SampleSite:
+def generate_site(seed: int = 0, n_pages: int = 24, mismatched_share: Optional[float] = None) -> SampleSite:
     """Build the sample web: ``/index.html`` plus ``n_pages`` pages under ``/pages/``."""
     if n_pages < 1:
         raise ValueError(f"n_pages must be >= 1, got {n_pages}")
+    if mismatched_share is not None and not 0.0 <= mismatched_share < 0.95:
+        raise ValueError(f"mismatched_share must be in [0, 0.95), got {mismatched_share}")
     b = _Builder(seed, n_pages)
-    _add_regular(b)
+    _add_regular(b, mismatched_share)
     _add_junk(b)
     _add_exact_duplicates(b)
     _add_url_repeats(b)
