@@ -25,8 +25,8 @@ from pipeline.run import CannotResume, OutputExists, run_curation
 from pipeline.sample import SampleServer, generate_site
 from transforms.checkpoint import WORK_DIR, list_files, work_dir
 
-# Scoring off: it is deterministic (tests/e2e/test_sample_web.py) and costs time here.
-OVERRIDES = ["fetch.allow_private_networks=true", "output.checkpoint_every=8", "score.enabled=false"]
+# Scoring and near dedupe off: deterministic (tests/e2e/test_sample_web.py) and costly here.
+OVERRIDES = ["fetch.allow_private_networks=true", "output.checkpoint_every=8", "score.enabled=false", "dedupe.near=false"]
 PROJECT = CONFIG_DIR.parent
 
 
