@@ -29,7 +29,7 @@ import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import shard_format
-from pipeline.build import RefilterPlan, build_refilter
+from pipeline.build_refilter import RefilterPlan, build_refilter
 from pipeline.config import ConfigError, CurateConfig, dump_yaml, from_dict, with_overrides
 from pipeline.run import OutputExists, prepare_output, read_stats
 from pipeline.runners import make_options, make_runner
