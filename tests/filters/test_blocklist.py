@@ -18,7 +18,7 @@ PHASH_BAD = "f0f0f0f0f0f0f0f0"
 @pytest.fixture
 def spec(tmp_path):
     files = {
-        "domains": "blocked.example\noptout.org\n",
+        "domains": "blocked.example\noptout.example\n",
         "url_prefixes": "https://cdn.example.com/takedown/\n",
         "urls": "https://cdn.example.com/one.jpg\n",
         "sha256": f"{SHA_BAD}\n",
@@ -44,7 +44,7 @@ def _image(key, sha="00" * 32, phash="0000000000000000", final_url=None, image_u
 PAIRS = {
     "dom": ("https://blocked.example/a.jpg", None, DropReason.BLOCKLIST_DOMAIN),
     "sub": ("https://img.cdn.Blocked.Example./a.jpg", None, DropReason.BLOCKLIST_DOMAIN),
-    "page": ("https://cdn.other/a.jpg", "https://www.optout.org/gallery", DropReason.BLOCKLIST_PAGE_DOMAIN),
+    "page": ("https://cdn.other/a.jpg", "https://www.optout.example/gallery", DropReason.BLOCKLIST_PAGE_DOMAIN),
     "prefix": ("https://cdn.example.com/takedown/x/y.jpg", None, DropReason.BLOCKLIST_URL_PREFIX),
     "exact": ("https://CDN.example.com:443/one.jpg#top", None, DropReason.BLOCKLIST_URL),
     "near_miss_dom": ("https://notblocked.example/a.jpg", None, None),

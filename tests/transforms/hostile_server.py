@@ -49,7 +49,7 @@ ANIMATED_GIF = _gif()
 GZIP_BOMB = gzip.compress(b"\x00" * 40_000_000, compresslevel=9)
 PNG_BOMB = _png_header_only(30000, 30000)
 HUGE_16K = _png_header_only(16384, 16384)
-SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+SVG = b'<?xml version="1.0"?><svg width="10" height="10"></svg>'
 
 
 def _response(status: str, headers: dict, body: bytes = b"", version: str = "HTTP/1.1") -> bytes:

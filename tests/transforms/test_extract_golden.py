@@ -6,6 +6,7 @@ pairs, (position, reason) for rejections. Positions count every <img> of the pag
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,6 +18,13 @@ PAGES = Path(__file__).parent / "pages"
 SPEC = extract_spec(ExtractConfig(), 256)
 TRACKER = DropReason.EXTRACT_TRACKER.value
 WP = "https://blog.example/wp-content/uploads/"
+
+
+def _host_path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc + parts.path
+
+
 
 
 def _outcome(name: str, url: str, content_type: str = "text/html"):
@@ -35,14 +43,15 @@ def test_wordpress_lazy_images():
         (4, WP + "2023/10/hut-400x300.jpg", "A stone mountain hut with red shutters", "srcset 400w"),
         # the lazy copy has no alt: its noscript twin lends it
         (6, WP + "2023/10/cows.jpg", "Brown cows grazing on a steep meadow", "data-src"),
-        (8, "https://s.w.org/images/core/emoji/14.0.0/svg/1f373.svg", "\U0001f373", "src"),
+        (8, "https://emoji.cdn.example/images/core/emoji/14.0.0/svg/1f373.svg", "\U0001f373", "src"),
         (9, WP + "2023/10/summit.jpg", "View from the summit cross over a sea of clouds", "src"),
         (10, WP + "2023/09/lakes-150x150.jpg", "Read more", "src"),
     ]
     # the noscript copies (positions 3, 5, 7) are not pairs: no image counted twice
-    assert [(r.image_url.split("?")[0], r.reason) for r in rejected] == [
-        ("https://www.facebook.com/tr", TRACKER),  # 1x1 in <noscript> in <head>
-        ("https://pixel.wp.com/g.gif", TRACKER)]   # Jetpack stats pixel (6x5, known pattern)
+    # third-party hosts as the page names them (parsed only: nothing here is fetched)
+    assert [(_host_path(r.image_url), r.reason) for r in rejected] == [
+        ("www.facebook.com/tr", TRACKER),  # 1x1 in <noscript> in <head>
+        ("pixel.wp.com/g.gif", TRACKER)]   # Jetpack stats pixel (6x5, known pattern)
     lake = pairs[1]
     assert (lake.figcaption, lake.heading, lake.lang, lake.page_title) == (
         "The lake at 2,100 m", "Autumn in the Alps", "en-us", "Autumn in the Alps \u2013 A Travel Blog")
@@ -129,7 +138,7 @@ def test_charset_from_header_bom_and_sniffing():
     ('<img src="/p.gif" width="1" height="1" alt="x">', TRACKER),
     ('<img src="/p.gif" width="0" height="0">', TRACKER),
     ('<img src="/p.gif" height="1px" width="600">', TRACKER),        # a 1 px rule is no content either
-    ('<img src="https://www.google-analytics.com/collect?v=1&t=pageview">', TRACKER),
+    ('<img src="//www.google-analytics.com/collect?v=1&t=pageview">', TRACKER),
     ('<img src="/images/Pixel.GIF?u=1" alt="a real looking caption">', TRACKER),  # case-insensitive
     ('<img src="data:image/png;base64,iVBORw0KGgo=" alt="inline">', DropReason.EXTRACT_DATA_URI.value),
     ('<img data-src="data:image/gif;base64,AA" src="javascript:void(0)">', DropReason.EXTRACT_BAD_URL.value),

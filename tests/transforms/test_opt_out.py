@@ -8,13 +8,13 @@ from tests.conftest import local_test_pipeline
 from transforms.opt_out import OTHER_DOMAINS, SummariseOptOut, opt_out_domain, summarise
 
 
-def _rej(reason, image="https://img.a.com/x.jpg", page="https://pages.b.org/p"):
+def _rej(reason, image="https://img.a.example/x.jpg", page="https://pages.b.example/p"):
     return Rejection(key="k", stage=reason.split(".")[0], reason=reason, image_url=image, page_url=page)
 
 
 def test_domain_is_the_page_host_only_for_page_domain_blocks():
-    assert opt_out_domain(_rej("fetch.noai")) == "img.a.com"
-    assert opt_out_domain(_rej("blocklist.page_domain")) == "pages.b.org"
+    assert opt_out_domain(_rej("fetch.noai")) == "img.a.example"
+    assert opt_out_domain(_rej("blocklist.page_domain")) == "pages.b.example"
     assert opt_out_domain(_rej("fetch.robots_disallowed", image="http://[bad")) == "(no host)"
 
 
@@ -29,14 +29,14 @@ def test_summary_caps_domains_and_sums_the_rest():
 
 
 def test_pipeline_ignores_other_reasons_and_always_emits():
-    rejections = [_rej("fetch.noai"), _rej("fetch.noai"), _rej("fetch.robots_disallowed", image="https://r.net/a"),
+    rejections = [_rej("fetch.noai"), _rej("fetch.noai"), _rej("fetch.robots_disallowed", image="https://r.example/a"),
                   _rej("blocklist.page_domain"), _rej("caption.empty"), _rej("fetch.timeout")]
     p = local_test_pipeline()
     values = p | beam.Create(rejections) | SummariseOptOut()
     assert_that(values, equal_to([
         ("opt_out", "total", {"blocklist.page_domain": 1, "fetch.noai": 2, "fetch.robots_disallowed": 1}),
-        ("opt_out", "by_domain", {"img.a.com": {"fetch.noai": 2}, "pages.b.org": {"blocklist.page_domain": 1},
-                                  "r.net": {"fetch.robots_disallowed": 1}}),
+        ("opt_out", "by_domain", {"img.a.example": {"fetch.noai": 2}, "pages.b.example": {"blocklist.page_domain": 1},
+                                  "r.example": {"fetch.robots_disallowed": 1}}),
         ("opt_out", "domains", 3)]))
     empty = p | "Empty" >> beam.Create([_rej("caption.empty")]) | "Summary2" >> SummariseOptOut()
     assert_that(empty, equal_to([("opt_out", "total", {}), ("opt_out", "by_domain", {}), ("opt_out", "domains", 0)]),
