@@ -16,7 +16,7 @@ web does not use, resized as the pipeline resizes: 40 classes "a {colour} {shape
 (configs/eval/sample_colour_shapes.yaml), plus shape (5) and colour (8) tasks. Prints the
 accuracies of both arms and the gap (target: filtered >= unfiltered + 10 points).
 
-    .venv/bin/python bench/ab_filtering.py [--pages 96] [--mismatched-share 0.5] [--steps 250] [--seeds 0 1]
+    .venv/bin/python bench/ab_filtering.py [--pages 96] [--mismatched-share 0.5] [--steps 600] [--seeds 0 1]
     .venv/bin/python bench/ab_filtering.py --write-heldout DIR   # only the held-out images
 """
 
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of scene pairs whose alt text describes another image (the sample web's "
                         "default is ~1 in 6, for tests; web alt text is far noisier: LAION's CLIP filter "
                         "kept ~10%% of Common Crawl's pairs)")
-    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per arm")
