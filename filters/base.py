@@ -34,18 +34,21 @@ def first_failure(rules: Sequence[Rule], record) -> Verdict:
     return None
 
 
+def route(record, verdict: Verdict):
+    """The record itself (kept), or its Rejection on the ``rejected`` output, counted by reason."""
+    if verdict is None:
+        return record
+    reason, detail = verdict
+    metrics.inc_reason(reason)
+    return beam.pvalue.TaggedOutput("rejected", Rejection.of(pair_of(record), reason, detail))
+
+
 class _ApplyRulesFn(beam.DoFn):
     def __init__(self, rules: Sequence[Rule]):
         self.rules = tuple(rules)
 
     def process(self, record):
-        verdict = first_failure(self.rules, record)
-        if verdict is None:
-            yield record
-            return
-        reason, detail = verdict
-        metrics.inc_reason(reason)
-        yield beam.pvalue.TaggedOutput("rejected", Rejection.of(pair_of(record), reason, detail))
+        yield route(record, first_failure(self.rules, record))
 
 
 class ApplyRules(beam.PTransform):

@@ -26,10 +26,9 @@ from typing import Optional
 import apache_beam as beam
 import numpy as np
 
-from filters.base import Verdict
+from filters.base import Verdict, route
 from filters.blocklist_lists import Blocklists, BlocklistSpec, canonical_url, host_of, load_blocklists
-from pipeline import metrics
-from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, pair_of
+from pipeline.records import AltPair, DropReason, ResizedImage
 
 
 def domain_match(blocklists: Blocklists, host: str) -> Optional[str]:
@@ -106,13 +105,7 @@ class _BlocklistFn(beam.DoFn):
         return check_image(self.lists, self.phashes, record)
 
     def process(self, record):
-        verdict = self.verdict(record)
-        if verdict is None:
-            yield record
-            return
-        reason, detail = verdict
-        metrics.inc_reason(reason)
-        yield beam.pvalue.TaggedOutput("rejected", Rejection.of(pair_of(record), reason, detail))
+        yield route(record, self.verdict(record))
 
 
 class _Apply(beam.PTransform):

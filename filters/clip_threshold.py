@@ -20,9 +20,8 @@ from typing import Optional, Sequence
 
 import apache_beam as beam
 
-from filters.base import Verdict
-from pipeline import metrics
-from pipeline.records import DropReason, Rejection, ScoredImage, pair_of
+from filters.base import Verdict, route
+from pipeline.records import DropReason, ScoredImage
 
 QUANTILES = 1000  # threshold resolution for keep_fraction: 0.1 % of rank
 
@@ -75,13 +74,7 @@ class ComputeClipThreshold(beam.PTransform):
 class _ThresholdFn(beam.DoFn):
     def process(self, scored: ScoredImage, threshold: Optional[float]):
         # None: nothing was scored, so no quantile exists; only a missing score is dropped.
-        verdict = ClipThresholdRule(float("-inf") if threshold is None else threshold).check(scored)
-        if verdict is None:
-            yield scored
-            return
-        reason, detail = verdict
-        metrics.inc_reason(reason)
-        yield beam.pvalue.TaggedOutput("rejected", Rejection.of(pair_of(scored), reason, detail))
+        yield route(scored, ClipThresholdRule(float("-inf") if threshold is None else threshold).check(scored))
 
 
 class ClipThreshold(beam.PTransform):
