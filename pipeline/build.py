@@ -9,7 +9,8 @@ pipeline graph that writes the output contract (see pipeline/shard_format.py).
     URL lists -> ReadUrlList ──────────────────┴-> [ApplyBlocklists] -> CaptionRules -> DropBoilerplate
           -> DedupeUrls (or DedupeUrlCaptions)
           [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
-          -> FetchImages (download + ResizeImages, one thread each) -> ImageRules -> HashImages
+          -> FetchImages (download + ResizeImages, one thread each; bytes spilled to OUT/_work/images)
+          -> ImageRules -> HashImages
           [-> BlockImageHashes] -> DedupeImages -> DedupeNear -> ScoreClip [-> TagSafety [-> SafetyFilter]]
           -> ClipThreshold [-> SemanticDedupe] -> WriteShards
                                            ScoreClip -> WriteEmbeddings
@@ -54,6 +55,7 @@ from transforms.crawl import FetchPages
 from transforms.dedupe import DedupeImages, DedupeNear, DedupeUrlCaptions, DedupeUrls
 from transforms.embeddings import WriteEmbeddings
 from transforms.hashing import HashImages
+from transforms.image_store import IMAGES, SpillImages
 from transforms.lsh import LshSpec
 from transforms.opt_out import SummariseOptOut
 from transforms.extract_alt_text import ExtractAltText, extract_spec
@@ -160,10 +162,16 @@ def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> bea
     """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
     fetch = FetchImages(client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
-                        resize=resize_spec(cfg.resize), processes=cfg.resize.processes)
+                        resize=resize_spec(cfg.resize), processes=cfg.resize.processes,
+                        spill_dir=spill_dir(cfg, output_dir))
     if not cfg.output.checkpoint:
         return fetch
     return Checkpointed(fetch, work_dir(output_dir, "fetched"), resume, cfg.output.checkpoint_every)
+
+
+def spill_dir(cfg: CurateConfig, output_dir: str) -> Optional[str]:
+    """OUT/_work/images, where resized bytes wait for ScoreClip and WriteShards; None = carried inline."""
+    return work_dir(output_dir, IMAGES) if cfg.output.spill_images else None
 
 
 def score_stage(cfg: CurateConfig, score_handler=None) -> beam.PTransform:
@@ -172,9 +180,11 @@ def score_stage(cfg: CurateConfig, score_handler=None) -> beam.PTransform:
     return score.with_resource_hints(accelerator=cfg.score.accelerator) if cfg.score.accelerator else score
 
 
-def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list, fetch: beam.PTransform):
+def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list, fetch: beam.PTransform,
+                  spilled: Optional[str]):
     """FetchImages (download + resize); pairs whose image a WARC holds skip the download
-    and go straight to ResizeImages. Rejections keep their two funnel rows."""
+    and go straight to ResizeImages. Rejections keep their two funnel rows. With
+    ``spilled`` (a directory) the image bytes go to blob files there."""
     from_archive = None
     if archived is not None:
         routed = (pairs, archived) | "UseArchivedImages" >> UseArchivedImages()
@@ -187,9 +197,14 @@ def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: li
         lambda rej, _n: int(rej.reason.startswith("image.")), 2)
     if from_archive is not None:
         unarchived, archive_rejects = from_archive | "ResizeArchivedImages" >> ResizeImages(resize_spec(cfg.resize))
+        if spilled:
+            unarchived = unarchived | "SpillArchivedImages" >> SpillImages(spilled)
         images = (images, unarchived) | "AllImages" >> beam.Flatten()
         resize_rejects = (resize_rejects, archive_rejects) | "AllResizeRejects" >> beam.Flatten()
     rejected["ResizeImages"] = resize_rejects
+    if spilled and not cfg.dedupe.image_exact:
+        # A blob file is whole once its bundle ends: readers (ScoreClip) sit behind a shuffle.
+        images = images | "ImagesWritten" >> beam.Reshuffle()
     return images
 
 
@@ -311,7 +326,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
     elif cfg.dedupe.url_caption:
         pairs, rejected["DedupeUrlCaptions"] = pairs | "DedupeUrlCaptions" >> DedupeUrlCaptions()
-    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume))
+    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume),
+                           spill_dir(cfg, output_dir))
     images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
     policy = SurvivorPolicy(cfg.dedupe.near_policy)
     images = _dedupe_images(images, cfg, rejected, policy)

@@ -171,6 +171,7 @@ class OutputConfig:
     checkpoint: bool = True  # FetchImages outcomes saved under OUT/_work/ while a run goes (--resume)
     checkpoint_every: int = 500  # records per checkpoint file
     keep_fetched: bool = False  # keep OUT/_work/fetched after success, for wit curate --incremental
+    spill_images: bool = True  # resized bytes wait in OUT/_work/images, records carry references (memory)
 
 
 @dataclass(frozen=True)

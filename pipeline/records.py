@@ -163,11 +163,22 @@ class FetchedImage:
 
 
 @dataclass(frozen=True)
+class BlobRef:
+    """Where an image's encoded bytes sit: ``length`` bytes at ``offset`` of the file ``path``."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
 class ResizedImage:
     """A decoded, resized and re-encoded image (ResizeImages output).
 
     ``data`` holds the encoded output image; the original bytes are dropped here
-    so they do not travel further through the pipeline.
+    so they do not travel further through the pipeline. After SpillImages
+    (transforms/image_store.py) ``data`` is empty and ``blob`` says where the bytes
+    are: read them with ``image_store.image_bytes``.
     """
 
     pair: AltPair
@@ -182,6 +193,7 @@ class ResizedImage:
     mime: str = ""
     phash: str = ""  # 64-bit DCT perceptual hash, 16 hex digits (transforms/hashing.py); "" = not hashed
     colour_sig: str = ""  # mean YCbCr of the 4 quarters, 24 hex digits (transforms/hashing.py); not written
+    blob: Optional[BlobRef] = None  # set when ``data`` was spilled to a file
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,7 @@ def pair_of(record) -> AltPair:
 
 __all__ = [
     "AltPair",
+    "BlobRef",
     "DETAIL_MAX_CHARS",
     "DropReason",
     "FetchedImage",

@@ -14,7 +14,8 @@ its saved outcome takes its place in the output. A retried bundle may have saved
 a key twice: one record per key is used, chosen the same way on every run.
 
 Nothing is dropped: every input pair leaves as its saved outcome or the stage's.
-A file that cannot be read is logged and skipped (its pairs run again).
+A file that cannot be read is logged and skipped (its pairs run again), and so is
+a saved image whose blob file (transforms/image_store.py) the kill left incomplete.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.records import Rejection, pair_of
+from transforms.image_store import blob_complete
 from transforms.write_shards import write_atomically
 
 log = logging.getLogger(__name__)
@@ -95,9 +97,10 @@ class _SaveFn(beam.DoFn):
 
 
 def _load(path: str):
-    kind = path.rsplit("/", 1)[-1].split("-", 1)[0]
+    kind, sizes = path.rsplit("/", 1)[-1].split("-", 1)[0], {}
     for record in read_records(path):
-        yield key_of(record), (kind, record)
+        if blob_complete(record, sizes):  # else its image is fetched again
+            yield key_of(record), (kind, record)
 
 
 def _join(key_and_joined):

@@ -13,6 +13,7 @@ from typing import Iterable, Optional, Sequence
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline.records import ResizedImage
+from transforms.image_store import image_bytes, image_length
 from transforms.score import LoadedScorer, ScorerSpec, encode_pixels, load_scorer, preprocess_batch
 
 
@@ -29,7 +30,7 @@ class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
     def run_inference(self, batch: Sequence[ResizedImage], model: LoadedScorer,
                       inference_args: Optional[dict] = None) -> Iterable[PredictionResult]:
         """One PredictionResult per image: inference = (score, image emb bytes, text emb bytes)."""
-        pixels = preprocess_batch(model, [item.data for item in batch])
+        pixels = preprocess_batch(model, [image_bytes(item) for item in batch])
         out = encode_pixels(model, pixels, [item.pair.caption for item in batch])
         keep = self.spec.embeddings
         return [PredictionResult(item, (score, out.image_embeddings[i].tobytes() if keep else b"",
@@ -37,7 +38,7 @@ class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):
                 for i, (item, score) in enumerate(zip(batch, out.scores))]
 
     def get_num_bytes(self, batch: Sequence[ResizedImage]) -> int:
-        return sum(len(item.data) for item in batch)
+        return sum(image_length(item) for item in batch)
 
     def get_metrics_namespace(self) -> str:
         return "wit_score"

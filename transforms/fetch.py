@@ -16,7 +16,9 @@ worker, where a HostScheduler caps its concurrency (``fetch.per_host_concurrency
 and the client spaces its requests (Crawl-delay): per-host limits are global,
 not per worker. Across hosts the worker runs ``fetch.concurrency`` downloads at
 once. Resizing in the same threads (Pillow releases the GIL) uses every core of
-the worker and drops the original bytes as soon as they are decoded.
+the worker and drops the original bytes as soon as they are decoded. With
+``spill_dir`` the resized bytes go to blob files there as they come, and the
+records carry references (transforms/image_store.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pipeline.records import AltPair, DropReason, FetchedImage, Rejection, Resiz
 from transforms import http_client
 from transforms.fetch_scheduler import HostScheduler
 from transforms.http_client import ClientSettings, HttpClient
+from transforms.image_store import SpillImages
 from transforms.resize import ResizeSpec, resize_fetched
 
 log = logging.getLogger(__name__)
@@ -189,10 +192,10 @@ class FetchImages(beam.PTransform):
     """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host."""
 
     def __init__(self, settings: ClientSettings, concurrency: int = 32, per_host: int = 8,
-                 resize: Optional[ResizeSpec] = None, processes: int = 0):
+                 resize: Optional[ResizeSpec] = None, processes: int = 0, spill_dir: Optional[str] = None):
         super().__init__()
         self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.processes = processes
+        self.processes, self.spill_dir = processes, spill_dir
 
     def expand(self, pairs):
         out = (
@@ -203,6 +206,8 @@ class FetchImages(beam.PTransform):
                                                      self.resize, self.processes))
             .with_outputs("rejected", main="fetched")
         )
+        if self.spill_dir and self.resize is not None:
+            return out.fetched | "SpillImages" >> SpillImages(self.spill_dir), out.rejected
         return out.fetched, out.rejected
 
 

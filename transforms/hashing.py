@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.records import ResizedImage, ScoredImage
+from transforms.image_store import image_bytes
 from transforms.imaging import ResizeSpec, target_size
 from transforms.phash import DCT_SIDE, HASH_BITS, HASH_SIDE, colour_signature, phash_image  # noqa: F401
 
@@ -77,7 +78,7 @@ def content_box(image: ResizedImage, spec: Optional[ResizeSpec]) -> Optional[tup
 def hash_resized(image: ResizedImage, spec: Optional[ResizeSpec]) -> tuple[str, str]:
     """(hex pHash, hex colour signature) of a resized image's content; ("", "") if it does not decode."""
     try:
-        with Image.open(io.BytesIO(image.data)) as img:
+        with Image.open(io.BytesIO(image_bytes(image))) as img:
             img.load()
             box = content_box(image, spec)
             content = img.crop(box) if box else img

@@ -24,6 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import metrics, shard_format
 from pipeline.records import Rejection, ScoredImage
+from transforms.image_store import image_bytes
 
 
 def write_atomically(path: str, payload: bytes) -> None:
@@ -97,7 +98,7 @@ class _WriteShardFn(beam.DoFn):
             meta = {k: v for k, v in row.items() if k not in ("status", "error_message", "exif", "extra")}
             # As img2dataset: a URL list's extra columns sit beside ours in the json.
             meta.update({k: v for k, v in scored.image.pair.extra if k not in meta})
-            samples.append({"key": row["key"], "ext": scored.image.ext, "image": scored.image.data,
+            samples.append({"key": row["key"], "ext": scored.image.ext, "image": image_bytes(scored.image),
                             "caption": row["caption"], "meta": meta})
         base = FileSystems.join(self.shards_dir, name)
         write_atomically(base + ".tar", shard_format.tar_bytes(samples))

@@ -9,13 +9,14 @@ attempt of chosen elements, after the side effects, the worst place for them.
 
 import os
 import pickle
+from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 import transforms.write_shards as write_shards
 from pipeline import shard_format
-from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, ScoredImage, make_key
+from pipeline.records import AltPair, BlobRef, DropReason, Rejection, ResizedImage, ScoredImage, make_key
 from tests.conftest import local_test_pipeline
 from transforms.checkpoint import OK, Checkpointed, list_files, read_records
 
@@ -187,3 +188,25 @@ def test_checkpoint_file_names_say_their_kind(tmp_path):
     with local_test_pipeline() as p:
         _ = p | beam.Create([_pair(1)]) | Checkpointed(_FakeFetch(_FakeFetchFn()), str(tmp_path), flush_every=1)
     assert [os.path.basename(f).split("-")[0] for f in list_files(str(tmp_path))] == [OK]
+
+
+def test_resume_fetches_again_images_whose_blob_the_kill_cut(tmp_path):
+    """A saved outcome points into a blob file (transforms/image_store.py) that lost its tail."""
+    pairs = [_pair(i) for i in range(1, 5)]  # all fetch ok
+    work, blob = tmp_path / "_work", tmp_path / "x.blob"
+    work.mkdir()
+    blob.write_bytes(b"\x00" * 30)
+    saved = [replace(_outcome(pr), data=b"", blob=BlobRef(str(blob), 10 * n, 10)) for n, pr in enumerate(pairs)]
+    (work / "ok-a.pkl").write_bytes(pickle.dumps(saved))  # pairs[3] ends at byte 40 of 30
+    fetched_again = tmp_path / "again"
+    fetched_again.mkdir()
+
+    class _Record(_FakeFetchFn):
+        def process(self, pair):
+            (fetched_again / pair.key).touch()
+            yield from super().process(pair)
+
+    with local_test_pipeline() as p:
+        ok, _rejected = p | beam.Create(pairs) | Checkpointed(_FakeFetch(_Record()), str(work), resume=True)
+        assert_that(_keys(ok, "OkKeys"), equal_to([pr.key for pr in pairs]))
+    assert sorted(os.listdir(fetched_again)) == [pairs[3].key]
