@@ -11,11 +11,13 @@ tree (sampled every 0.1 s) per size, and the ratio largest / smallest (target <=
     .venv/bin/python -m bench.memory --sizes 2000 20000   # quicker
     .venv/bin/python -m bench.memory -- --direct_running_mode=multi_processing --direct_num_workers=2
 
-Measured 2026-11-27 (2 shared CPU cores, FnApiRunner, 1000 distinct JPEGs): 10k pairs 198 s,
-peak 1531 MB; 100k pairs 860 s, peak 5657 MB: ratio 3.70, the target is NOT met. Growth is
-about 45 KB per pair. The FnApiRunner keeps a stage's whole output in memory and decodes a
-GroupByKey's entire input into Python objects before re-encoding it; DedupeImages groups the
-resized images themselves (by sha256), so all 100k images sit in one in-memory shuffle.
+Measured 2026-11-27 (2 CPU cores, FnApiRunner, 1000 distinct JPEGs), before and after the
+resized bytes were spilled to OUT/_work/images (transforms/image_store.py):
+  bytes inline in the records:  10k pairs 198 s, peak 1531 MB; 100k 860 s, 5657 MB: ratio 3.70
+  bytes spilled (the default):  10k pairs  80 s, peak 1257 MB; 100k 575 s, 1598 MB: ratio 1.27
+Inline, growth was ~45 KB per pair: the FnApiRunner keeps a stage's whole output in memory and
+decodes a GroupByKey's input into Python objects, and the images crossed three shuffles. What is
+left (~3.8 KB per pair) is the records themselves at the fused-stage boundaries.
 """
 
 from __future__ import annotations
