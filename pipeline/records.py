@@ -112,7 +112,7 @@ def make_key(page_url: str, index: int) -> str:
     return digest[:20]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Page:
     """A fetched HTML page (FetchPages output)."""
 
@@ -123,7 +123,7 @@ class Page:
     status: int = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageFailure:
     """A page that could not be crawled (counted in the page funnel, not a pair)."""
 
@@ -132,7 +132,7 @@ class PageFailure:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AltPair:
     """One ``<img>`` with its alt text and context (ExtractAltText output)."""
 
@@ -151,7 +151,7 @@ class AltPair:
     extra: tuple = ()  # ((name, value), ...) carried into metadata
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FetchedImage:
     """Downloaded image bytes for a pair (FetchImages output)."""
 
@@ -162,7 +162,7 @@ class FetchedImage:
     status: int = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobRef:
     """Where an image's encoded bytes sit: ``length`` bytes at ``offset`` of the file ``path``."""
 
@@ -171,7 +171,7 @@ class BlobRef:
     length: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResizedImage:
     """A decoded, resized and re-encoded image (ResizeImages output).
 
@@ -196,7 +196,7 @@ class ResizedImage:
     blob: Optional[BlobRef] = None  # set when ``data`` was spilled to a file
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoredImage:
     """A resized image with its CLIP image-text similarity (ScoreClip output)."""
 
@@ -212,7 +212,7 @@ class ScoredImage:
     safety: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """The one shape of a dropped pair, whatever stage dropped it."""
 

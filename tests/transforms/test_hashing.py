@@ -1,6 +1,7 @@
 """transforms.hashing: the windowed pHash, the colour signature, the padding cut, HashImages."""
 
 import io
+from dataclasses import replace
 
 import apache_beam as beam
 import numpy as np
@@ -79,7 +80,7 @@ def test_border_padding_is_cut_before_hashing():
 
 def test_undecodable_bytes_give_empty_hashes():
     image = _resized(_scene())
-    broken = ResizedImage(**{**image.__dict__, "data": b"not an image"})
+    broken = replace(image, data=b"not an image")
     assert hash_resized(broken, SPEC) == ("", "")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import pickle
 
@@ -63,11 +65,11 @@ def test_missing_or_cut_blob_is_a_clear_error(tmp_path):
     path = tmp_path / "x.blob"
     path.write_bytes(b"0123456789")
     ok = _image("a", b"")
-    assert image_bytes(ResizedImage(**{**ok.__dict__, "blob": BlobRef(str(path), 2, 5)})) == b"23456"
+    assert image_bytes(replace(ok, blob=BlobRef(str(path), 2, 5))) == b"23456"
     with pytest.raises(MissingImage, match="ends before"):
-        image_bytes(ResizedImage(**{**ok.__dict__, "blob": BlobRef(str(path), 8, 5)}))
+        image_bytes(replace(ok, blob=BlobRef(str(path), 8, 5)))
     with pytest.raises(MissingImage, match="cannot read"):
-        image_bytes(ResizedImage(**{**ok.__dict__, "blob": BlobRef(str(tmp_path / "gone.blob"), 0, 5)}))
+        image_bytes(replace(ok, blob=BlobRef(str(tmp_path / "gone.blob"), 0, 5)))
 
 
 def test_blob_complete_checks_the_file_holds_the_bytes(tmp_path):
@@ -76,7 +78,7 @@ def test_blob_complete_checks_the_file_holds_the_bytes(tmp_path):
     base = _image("a", b"")
     sizes: dict = {}
     assert blob_complete(base, sizes)  # inline: nothing to check
-    assert blob_complete(ResizedImage(**{**base.__dict__, "blob": BlobRef(str(path), 90, 10)}), sizes)
-    assert not blob_complete(ResizedImage(**{**base.__dict__, "blob": BlobRef(str(path), 95, 10)}), sizes)
-    assert not blob_complete(ResizedImage(**{**base.__dict__, "blob": BlobRef(str(tmp_path / "no"), 0, 1)}), sizes)
+    assert blob_complete(replace(base, blob=BlobRef(str(path), 90, 10)), sizes)
+    assert not blob_complete(replace(base, blob=BlobRef(str(path), 95, 10)), sizes)
+    assert not blob_complete(replace(base, blob=BlobRef(str(tmp_path / "no"), 0, 1)), sizes)
     assert sizes[str(path)] == 100  # one lookup per file

@@ -1,6 +1,7 @@
 """transforms.safety_tags: prompt and head taggers, file validation, TagSafety in a pipeline, the columns."""
 
 import io
+from dataclasses import replace
 
 import apache_beam as beam
 import numpy as np
@@ -144,7 +145,7 @@ def test_tag_safety_pipeline_sets_scores_from_the_side_input(prompt_file):
 
 def test_safety_columns_in_the_sample_row_and_schema():
     scored = _scored("aa", (1, 0, 0, 0))
-    row = sample_row(ScoredImage(**{**scored.__dict__, "safety": (("nsfw", 0.75), ("watermark", 0.125))}))
+    row = sample_row(replace(scored, safety=(("nsfw", 0.75), ("watermark", 0.125))))
     assert row["safety_nsfw"] == 0.75 and row["safety_watermark"] == 0.125
     schema = shard_format.sample_schema([row])
     assert schema.names[-2:] == ["safety_nsfw", "safety_watermark"]
