@@ -1,8 +1,9 @@
-"""End to end: the sample web on loopback, curated twice with the bundled scorer.
+"""End to end: the sample web on loopback, curated three times with the bundled scorer.
 
 Asserts the whole outcome map against the manifest, the accounting identity,
 sizes.json == tar members == parquet rows, byte-identical reruns (single-process
-FnApiRunner vs ``--direct_running_mode=multi_processing --direct_num_workers=2``), and that the
+FnApiRunner vs ``--direct_running_mode=multi_processing --direct_num_workers=2``), the same
+files with the image bytes carried inline (``output.spill_images=false``), and that the
 trainer takes a step on the output.
 """
 
@@ -36,6 +37,10 @@ def curated(tmp_path_factory):
         stats = run_curation(cfg, Inputs(seeds_file=str(seeds)), str(root / "a"))
         # The rerun goes on another runner set-up: two worker processes, other bundles.
         run_curation(cfg, Inputs(seeds_file=str(seeds)), str(root / "b"), MULTI_PROCESS)
+        # And once with the image bytes carried inline instead of spilled to OUT/_work/images.
+        inline = load_config([CONFIG_DIR / "sample.yaml"], ["fetch.allow_private_networks=true",
+                                                            "output.spill_images=false"])
+        run_curation(inline, Inputs(seeds_file=str(seeds)), str(root / "inline"))
         base = server.base_url
     return {"site": site, "root": root, "out": root / "a", "stats": stats, "base": base}
 
@@ -102,6 +107,17 @@ def test_rerun_is_byte_identical(curated):
     assert any(n.startswith("shards/") for n in names) and any(n.startswith("rejections/") for n in names)
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_spilled_images_give_the_same_output_as_inline_ones(curated):
+    """transforms/image_store.py changes where the bytes wait, not what is written; OUT/_work goes."""
+    a, inline = curated["root"] / "a", curated["root"] / "inline"
+    for sub in ("shards", "rejections", "embeddings"):
+        names = sorted(str(p.relative_to(a)) for p in (a / sub).rglob("*") if p.is_file())
+        assert names and names == sorted(str(p.relative_to(inline)) for p in (inline / sub).rglob("*") if p.is_file())
+        for name in names:
+            assert (a / name).read_bytes() == (inline / name).read_bytes(), name
+    assert not (a / "_work").exists()
 
 
 def test_sample_json_metadata(curated):
