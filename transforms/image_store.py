@@ -32,7 +32,7 @@ from dataclasses import replace
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.records import BlobRef, ResizedImage, ScoredImage
+from pipeline.records import BlobRef, ResizedImage
 
 IMAGES = "images"  # OUT/_work/images (transforms/checkpoint.py's work_dir)
 
@@ -50,31 +50,25 @@ class _SpillFn(beam.DoFn):
     """Append each image's bytes to this bundle's blob file; emit the record with a reference."""
 
     def __init__(self, directory: str):
-        self.directory = directory
+        self.directory = _absolute(directory)  # resolved where the graph is built
         self.fh = self.path = None
         self.offset = 0
 
     def setup(self):
-        self.directory = _absolute(self.directory)
         if "://" not in self.directory:
             os.makedirs(self.directory, exist_ok=True)
 
-    def process(self, record):
-        if isinstance(record, ScoredImage):
-            yield replace(record, image=self._spill(record.image))
-        else:
-            yield self._spill(record)
-
-    def _spill(self, image: ResizedImage) -> ResizedImage:
+    def process(self, image: ResizedImage):
         if not image.data:  # spilled already (or nothing to spill)
-            return image
+            yield image
+            return
         if self.fh is None:
             self.path = FileSystems.join(self.directory, f"{uuid.uuid4().hex}.blob")
             self.fh, self.offset = FileSystems.create(self.path), 0
         self.fh.write(image.data)
         ref = BlobRef(self.path, self.offset, len(image.data))
         self.offset += len(image.data)
-        return replace(image, data=b"", blob=ref)
+        yield replace(image, data=b"", blob=ref)
 
     def finish_bundle(self):
         if self.fh is not None:
@@ -86,7 +80,7 @@ class _SpillFn(beam.DoFn):
 
 
 class SpillImages(beam.PTransform):
-    """ResizedImage (or ScoredImage) -> the same, its bytes in a blob file under ``directory``."""
+    """ResizedImage -> the same, its bytes in a blob file under ``directory``."""
 
     def __init__(self, directory: str):
         super().__init__()
@@ -131,14 +125,13 @@ def image_bytes(image: ResizedImage) -> bytes:
 
 
 def blob_complete(record, sizes: dict) -> bool:
-    """Whether a record's image (if spilled) is wholly in its file. ``sizes``: path -> bytes, a cache.
+    """Whether a fetch outcome's image (if spilled) is wholly in its file. ``sizes``: path -> bytes, a cache.
 
     A run killed mid-bundle can leave a saved fetch outcome whose blob file was never
     closed (object stores) or lost its unflushed tail (local disk); --resume fetches
     such images again rather than trusting them.
     """
-    image = record.image if isinstance(record, ScoredImage) else record
-    ref = getattr(image, "blob", None)
+    ref = getattr(record, "blob", None)  # a Rejection has none
     if ref is None:
         return True
     if ref.path not in sizes:

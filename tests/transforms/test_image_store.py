@@ -10,7 +10,7 @@ import pickle
 import apache_beam as beam
 import pytest
 
-from pipeline.records import AltPair, BlobRef, ResizedImage, ScoredImage, pair_of
+from pipeline.records import AltPair, BlobRef, ResizedImage
 from tests.conftest import local_test_pipeline
 from transforms.image_store import MissingImage, SpillImages, blob_complete, image_bytes, image_length
 
@@ -25,7 +25,7 @@ def _spill(tmp_path, records) -> list:
     out_file = tmp_path / "out.pkl"
 
     def save(items):
-        out_file.write_bytes(pickle.dumps(sorted(items, key=lambda r: pair_of(r).key)))
+        out_file.write_bytes(pickle.dumps(sorted(items, key=lambda r: r.pair.key)))
 
     with local_test_pipeline() as p:
         (p | beam.Create(records) | SpillImages(str(tmp_path / "images"))
@@ -52,13 +52,6 @@ def test_inline_records_pass_through(tmp_path):
     assert image_bytes(_image("b", b"xyz")) == b"xyz"
     out = _spill(tmp_path, [image])
     assert out == [image]  # nothing to spill: no reference, no file needed
-
-
-def test_scored_images_are_spilled_too(tmp_path):
-    scored = ScoredImage(_image("s", b"\xff\xd8payload"), clip_score=0.5)
-    (out,) = _spill(tmp_path, [scored])
-    assert out.image.blob is not None and image_bytes(out.image) == b"\xff\xd8payload"
-    assert out.clip_score == 0.5
 
 
 def test_missing_or_cut_blob_is_a_clear_error(tmp_path):
