@@ -146,25 +146,37 @@ def _same_signature(signature_and_keys):
         yield keys[0], other, 0
 
 
+def prefix_bits(count: int, per_group: int = 4096, most: int = 6) -> int:
+    """Band-value prefix bits for ``count`` images: about ``per_group`` entries per (table, prefix)
+    group, at most 2^``most`` groups per table. Each group costs a shuffle element and a
+    verification call whatever its size, so small runs use few groups (2,000 images: one
+    per table instead of 64) and large ones spread the work."""
+    groups = max(1, -(-count // per_group))
+    return min(most, (groups - 1).bit_length())
+
+
 class _BandEntriesFn(beam.DoFn):
     """Signatures -> ((table, band-value prefix), arrays of that band's entries).
 
     90 band keys per image would be 90 shuffle elements per image: entries are
     gathered per bundle into numpy arrays per (table, prefix), at most
-    tables x 2^PREFIX_BITS elements per flush. A band bucket (one band value) is
-    never split across prefixes, so each group holds whole buckets.
+    tables x 2^prefix_bits elements per flush. The prefix length comes from the
+    number of images (a side input), so every bundle cuts the same way. A band
+    bucket (one band value) is never split across prefixes, so each group holds
+    whole buckets.
     """
 
-    PREFIX_BITS = 6
     FLUSH_EVERY = 50000
 
     def __init__(self, spec: LshSpec):
         self.spec = spec
+        self.bits = 0
 
     def start_bundle(self):
         self.buffer = []
 
-    def process(self, rep):
+    def process(self, rep, count: int):
+        self.bits = prefix_bits(count)
         self.buffer.append(rep)
         if len(self.buffer) >= self.FLUSH_EVERY:
             yield from self._flush()
@@ -185,7 +197,7 @@ class _BandEntriesFn(beam.DoFn):
         colours = np.array([list(bytes.fromhex(r[2])) if r[2] else [0] * 12 for r in self.buffer], dtype=np.uint8)
         self.buffer = []
         values = band_values(hashes, self.spec)
-        shift = max(0, max(len(p) for p in band_positions(self.spec)) - self.PREFIX_BITS)
+        shift = max(0, max(len(p) for p in band_positions(self.spec)) - self.bits)
         for t in range(self.spec.tables):
             prefix = values[:, t] >> shift
             order = np.argsort(prefix, kind="stable")
@@ -259,8 +271,9 @@ class DedupeNear(beam.PTransform):
                 | "KeyBySignature" >> beam.Map(lambda m: ((m[1], m[2]), m[0]))
                 | "GroupSameSignature" >> beam.GroupByKey()
                 | "SameSignature" >> beam.FlatMap(_same_signature).with_outputs("reps", main="edges"))
+        count = same.reps | "CountImages" >> beam.combiners.Count.Globally()
         lsh_edges = (same.reps
-                     | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec))
+                     | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec), count=beam.pvalue.AsSingleton(count))
                      | "GroupBands" >> beam.GroupByKey()
                      | "VerifyBuckets" >> beam.FlatMap(_bucket_pairs, self.spec))
         roots = ((same.edges, lsh_edges) | "AllEdges" >> beam.Flatten()

@@ -1,4 +1,5 @@
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import local_test_pipeline
@@ -53,7 +54,8 @@ def test_dedupe_images_keeps_smallest_image_url_and_reports_metric():
 from filters.dedupe_policy import SurvivorPolicy  # noqa: E402
 from pipeline.records import ScoredImage  # noqa: E402
 from tests.conftest import counter  # noqa: E402
-from transforms.dedupe import DedupeNear, DedupeUrlCaptions  # noqa: E402
+import transforms.dedupe as dedupe_module  # noqa: E402
+from transforms.dedupe import DedupeNear, DedupeUrlCaptions, prefix_bits  # noqa: E402
 from transforms.lsh import LshSpec  # noqa: E402
 
 GREY, RED = "80" * 12, "f0" * 12
@@ -82,7 +84,10 @@ def test_dedupe_url_captions_keeps_one_pair_per_caption():
     assert counter(result, "dedupe.url_caption") == 1
 
 
-def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor():
+@pytest.mark.parametrize("bits", [0, 6])
+def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, monkeypatch):
+    """The same groups whatever the band-prefix cut (one group per table, or 64)."""
+    monkeypatch.setattr(dedupe_module, "prefix_bits", lambda _count: bits)
     records = [
         _hashed("a1", BASE, pixels=100), _hashed("a2", BASE ^ 0b11, pixels=300),  # 2 bits from a1
         _hashed("a3", BASE ^ (0b1111 << 40), pixels=50),  # 4 from a1
@@ -110,3 +115,8 @@ def test_dedupe_near_best_clip_score_on_scored_images():
         assert_that(kept | "K" >> beam.Map(lambda r: (r.image.pair.key, r.clip_score)), equal_to([("a2", 0.9)]),
                     label="kept")
         assert_that(rejected | "R" >> beam.Map(lambda r: r.key), equal_to(["a1", "a3"]), label="rejected")
+
+
+def test_prefix_bits_grow_with_the_input_up_to_64_groups():
+    assert [prefix_bits(n) for n in (0, 1, 2000, 4096, 4097, 10_000, 100_000, 10**6, 10**9)] == [
+        0, 0, 0, 0, 1, 2, 5, 6, 6]
