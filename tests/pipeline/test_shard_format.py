@@ -1,0 +1,51 @@
+"""pipeline/shard_format.py: the webdataset tar bytes, against tarfile's own writer."""
+
+import io
+import json
+import os
+import random
+import tarfile
+
+import pytest
+
+from pipeline import shard_format
+
+
+def _samples(n: int) -> list:
+    rng = random.Random(n)
+    return [{"key": f"{rng.getrandbits(80):020x}", "ext": "jpg", "image": os.urandom(rng.randrange(0, 3000)),
+             "caption": "ünïcode caption " * rng.randrange(0, 40),
+             "meta": {"key": "x", "width": rng.randrange(1, 9999), "caption": "é"}} for _ in range(n)]
+
+
+def _tarfile_reference(samples) -> bytes:
+    """What tarfile.addfile writes for the same members (the way the shards were written before)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for s in sorted(samples, key=lambda s: s["key"]):
+            meta = json.dumps(s["meta"], sort_keys=True, ensure_ascii=False).encode("utf-8")
+            for name, payload in ((f"{s['key']}.{s['ext']}", s["image"]),
+                                  (f"{s['key']}.txt", s["caption"].encode("utf-8")),
+                                  (f"{s['key']}.json", meta)):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(payload), shard_format.TAR_MTIME, 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 120])
+def test_tar_bytes_equal_tarfiles_own_output(n):
+    samples = _samples(n)
+    ours = shard_format.tar_bytes(samples)
+    assert ours == _tarfile_reference(samples)
+    assert len(ours) % tarfile.RECORDSIZE == 0
+    with tarfile.open(fileobj=io.BytesIO(ours)) as tar:
+        names = tar.getnames()
+    assert len(names) == 3 * n and names == sorted(names, key=lambda m: m.split(".")[0])
+
+
+def test_tar_bytes_refuse_keys_webdataset_would_split():
+    with pytest.raises(ValueError, match="must not contain"):
+        shard_format.tar_bytes([{"key": "a.b", "ext": "jpg", "image": b"", "caption": "", "meta": {}}])
