@@ -16,6 +16,7 @@ resized bytes were spilled to OUT/_work/images (transforms/image_store.py):
   bytes inline in the records:  10k pairs 198 s, peak 1531 MB; 100k 860 s, 5657 MB: ratio 3.70
   bytes spilled (the default):  10k pairs  80 s, peak 1257 MB; 100k 575 s, 1598 MB: ratio 1.27
   + slots dataclass records:    10k pairs  97 s, peak 1255 MB; 100k 632 s, 1523 MB: ratio 1.21
+  + near-dedupe prefix by size: 10k pairs  91 s, peak 1238 MB; 100k 663 s, 1488 MB: ratio 1.20
 Inline, growth was ~45 KB per pair: the FnApiRunner keeps a stage's whole output in memory and
 decodes a GroupByKey's input into Python objects, and the images crossed three shuffles. What is
 left (~3 KB per pair) is the records themselves at the fused-stage boundaries.
