@@ -126,11 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _freeze_imports() -> None:
+    """Move what the imports made (Beam's is ~1M objects) out of the garbage collector's sight.
+
+    They live until exit anyway. Without this every full collection walks them,
+    and so does interpreter shutdown: ``import apache_beam`` alone makes exit
+    take 0.9 s, against 0.1 s frozen.
+    """
+    import gc
+
+    gc.freeze()
+
+
 def cmd_curate(args, beam_args: Sequence[str]) -> int:
     from pipeline.build import Inputs
     from pipeline.config import load_config
     from pipeline.run import format_funnel, run_curation
 
+    _freeze_imports()
     overrides = list(args.overrides)
     if args.allow_private_networks:
         overrides.append("fetch.allow_private_networks=true")
@@ -244,6 +257,7 @@ def cmd_refilter(args, beam_args: Sequence[str]) -> int:
     from pipeline.refilter import RefilterRequest, run_refilter
     from pipeline.run import format_funnel
 
+    _freeze_imports()
     request = RefilterRequest(args.min_score, args.keep_fraction, args.near_threshold, args.near_policy,
                               args.semantic_eps)
     stats = run_refilter(args.source, args.output, request, beam_args, overwrite=args.overwrite)

@@ -21,8 +21,26 @@ log = logging.getLogger(__name__)
 LOCAL_RUNNER_NAMES = ("", "DirectRunner", "FnApiRunner")
 
 
+class CachedViewOptions(PipelineOptions):
+    """PipelineOptions whose ``view_as`` builds each view once.
+
+    Beam calls ``view_as`` for every transform it applies (787 times for our
+    graph), and each call builds an argparse parser for the whole options class
+    and parses the flags again: 0.65 s of the 1.2 s graph build. A view holds
+    no state of its own (reads and writes go to the shared ``_all_options``),
+    so handing back the same view per class changes nothing else.
+    """
+
+    def view_as(self, cls):
+        views = self.__dict__.setdefault("_wit_views", {})  # not through PipelineOptions.__setattr__
+        view = views.get(cls)
+        if view is None:
+            view = views[cls] = super().view_as(cls)
+        return view
+
+
 def make_options(beam_args: Sequence[str]) -> PipelineOptions:
-    options = PipelineOptions(list(beam_args))
+    options = CachedViewOptions(list(beam_args))
     # Our DoFns import their modules at module level; nothing relies on __main__.
     options.view_as(SetupOptions).save_main_session = False
     return options

@@ -95,3 +95,36 @@ def test_resize_in_worker_processes_matches_resize_in_threads(scripted_server):
     assert_that(rejected | beam.Map(lambda r: (r.key, r.reason)), equal_to([("cut", "image.undecodable")]),
                 label="undecodable")
     p.run().wait_until_finish()
+
+
+def test_decode_slots_cap_how_many_threads_resize_at_once(monkeypatch):
+    import threading
+    import time
+
+    from pipeline.records import FetchedImage
+    from transforms import fetch
+    from transforms.imaging import ResizeSpec
+
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def fake_resize(fetched, spec, pool=None):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return fetched
+
+    pair = AltPair(key="k", page_url="", image_url="http://h/x.jpg", caption="c")
+    monkeypatch.setattr(fetch, "fetch_image", lambda client, p: FetchedImage(p, b"x", p.image_url, "image/jpeg"))
+    monkeypatch.setattr(fetch, "resize_fetched", fake_resize)
+    slots = threading.BoundedSemaphore(2)
+    threads = [threading.Thread(target=fetch.fetch_and_resize, args=(None, ResizeSpec(), pair, None, slots))
+               for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2  # twelve downloads done at once, never more than two decodes
+    assert fetch.decode_slots() >= 1

@@ -130,3 +130,23 @@ def test_connection_refused_is_classified():
     pair = AltPair(key="k", page_url="p", image_url="http://127.0.0.1:9/x.jpg", caption="a b c d")
     out = fetch_image(_client(retries=0), pair)
     assert out.reason == DropReason.FETCH_CONNECT.value
+
+
+def test_environment_proxy_is_used_and_no_proxy_bypasses_it(scripted_server, monkeypatch):
+    base, routes, hits = scripted_server
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # The scripted server stands in for a proxy: it sees the absolute URL in the request line.
+    routes["http://images.test/cat.jpg"] = (200, {"Content-Type": "image/jpeg"}, JPEG)
+    monkeypatch.setenv("http_proxy", base)
+    client = _client()
+    result = client.get("http://images.test/cat.jpg")
+    assert (result.ok, result.data) == (True, JPEG)
+    assert hits["http://images.test/cat.jpg"] == 1
+
+    # NO_PROXY: straight to the origin, even with a proxy that does not answer.
+    routes["/direct.jpg"] = (200, {"Content-Type": "image/jpeg"}, JPEG)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert _client().get(base + "/direct.jpg").ok
+    assert hits["/direct.jpg"] == 1
