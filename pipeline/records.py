@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, fields
 from typing import Optional
 
 DETAIL_MAX_CHARS = 300
@@ -102,6 +103,27 @@ class DropReason(str, enum.Enum):
         return self.value
 
 
+def record(cls):
+    """A frozen, slotted dataclass that pickles as ``(class, field values)``.
+
+    Records are pickled at every shuffle and fused-stage boundary. The
+    ``__getstate__`` a slotted dataclass gets walks ``fields()`` on every call;
+    this positional ``__reduce__`` halves the round trip (55 -> 29 us for a
+    ResizedImage). Pickles written with the default state still load.
+    """
+    cls = dataclass(frozen=True, slots=True)(cls)
+    names = tuple(f.name for f in fields(cls))
+    if names != cls.__match_args__:
+        raise TypeError(f"{cls.__name__}: every field must be an __init__ argument, in order")
+    values = operator.attrgetter(*names) if len(names) > 1 else (lambda r: (getattr(r, names[0]),))
+
+    def __reduce__(self):
+        return type(self), values(self)
+
+    cls.__reduce__ = __reduce__
+    return cls
+
+
 def make_key(page_url: str, index: int) -> str:
     """Stable sample key: the page URL and the ``<img>``'s position on it.
 
@@ -112,7 +134,7 @@ def make_key(page_url: str, index: int) -> str:
     return digest[:20]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Page:
     """A fetched HTML page (FetchPages output)."""
 
@@ -123,7 +145,7 @@ class Page:
     status: int = 200
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PageFailure:
     """A page that could not be crawled (counted in the page funnel, not a pair)."""
 
@@ -132,7 +154,7 @@ class PageFailure:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AltPair:
     """One ``<img>`` with its alt text and context (ExtractAltText output)."""
 
@@ -151,7 +173,7 @@ class AltPair:
     extra: tuple = ()  # ((name, value), ...) carried into metadata
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FetchedImage:
     """Downloaded image bytes for a pair (FetchImages output)."""
 
@@ -162,7 +184,7 @@ class FetchedImage:
     status: int = 200
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlobRef:
     """Where an image's encoded bytes sit: ``length`` bytes at ``offset`` of the file ``path``."""
 
@@ -171,7 +193,7 @@ class BlobRef:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResizedImage:
     """A decoded, resized and re-encoded image (ResizeImages output).
 
@@ -196,7 +218,7 @@ class ResizedImage:
     blob: Optional[BlobRef] = None  # set when ``data`` was spilled to a file
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScoredImage:
     """A resized image with its CLIP image-text similarity (ScoreClip output)."""
 
@@ -212,7 +234,7 @@ class ScoredImage:
     safety: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rejection:
     """The one shape of a dropped pair, whatever stage dropped it."""
 
