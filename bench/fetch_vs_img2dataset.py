@@ -6,6 +6,11 @@ server, writes one URL list, then runs
   wit curate --url-list (same resize mode and size, JPEG q95, scoring off)
 and prints images/s, peak RSS of each process tree and the ratio.
 
+The downscale filter: img2dataset shrinks with cv2.INTER_AREA (an area average);
+ours with that filter is ``resize.resample=box``, so the like-for-like run uses
+it. wit's default filter is bicubic (open_clip's), about 1 ms more per image; it
+runs too, and its ratio is printed beside (``--resample`` picks the list).
+
     .venv/bin/python bench/fetch_vs_img2dataset.py [--n 2000] [--size 256] [--mode border]
 """
 
@@ -65,7 +70,10 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--mode", default="border")
     ap.add_argument("--threads", type=int, default=32)
+    ap.add_argument("--resample", default="box,bicubic",
+                    help="wit's downscale filters, one run each; the first is compared with the target")
     args = ap.parse_args()
+    filters = [f for f in args.resample.split(",") if f]
     procs = os.cpu_count() or 2
     images = os.path.join(WORK, "photos")
     names = make_jpegs(images, args.n)
@@ -78,25 +86,29 @@ def main() -> int:
                                  "caption": [f"a photo numbered {i}" for i in range(len(names))]}), url_list)
         i2d = run_measured(img2dataset_cmd(url_list, os.path.join(out_root, "i2d"), args.size, args.mode,
                                            procs, args.threads), ENV)
-        ours = run_measured(wit_cmd(url_list, os.path.join(out_root, "wit"), args.size, args.mode, []), ENV)
-    i2d_ok = count_img2dataset(os.path.join(out_root, "i2d"))
-    with open(os.path.join(out_root, "wit", "stats.json")) as fh:
-        stats = json.load(fh)
-    # Images downloaded and resized: img2dataset's "successes". Our near-dedupe may then drop a
-    # few of them, which img2dataset does not do; the kept count is printed too.
-    resized = {row["stage"]: row["out"] for row in stats["funnel"]}.get("ResizeImages", stats["kept"])
-    wit_ok, wit_kept = resized, stats["kept"]
-    for name, res in (("img2dataset", i2d), ("wit", ours)):
+        runs = {f: run_measured(wit_cmd(url_list, os.path.join(out_root, f"wit_{f}"), args.size, args.mode,
+                                         ["--set", f"resize.resample={f}"]), ENV) for f in filters}
+    for name, res in (("img2dataset", i2d), *((f"wit ({f})", r) for f, r in runs.items())):
         if res.returncode != 0:
             print(f"{name} failed (rc {res.returncode}):\n{res.output[-3000:]}")
             return 1
-    i2d_rate, wit_rate = i2d_ok / i2d.seconds, wit_ok / ours.seconds
+    i2d_ok = count_img2dataset(os.path.join(out_root, "i2d"))
+    i2d_rate = i2d_ok / i2d.seconds
     print(f"images: {args.n} photo-like JPEGs, 300-1200 px, resize {args.mode} {args.size}, {procs} cores")
-    print(f"img2dataset  {i2d_ok:5d} ok  {i2d.seconds:6.1f} s  {i2d_rate:7.1f} images/s  peak RSS {i2d.peak_rss_mb:6.0f} MB"
-          f"  ({procs} processes x {args.threads} threads)")
-    print(f"wit curate   {wit_ok:5d} ok  {ours.seconds:6.1f} s  {wit_rate:7.1f} images/s  peak RSS {ours.peak_rss_mb:6.0f} MB"
-          f"  ({wit_kept} kept after dedupe)")
-    print(f"ratio wit / img2dataset: {wit_rate / i2d_rate:.2f}x  (target >= 1.5x)")
+    print(f"img2dataset       {i2d_ok:5d} ok  {i2d.seconds:6.1f} s  {i2d_rate:7.1f} images/s  "
+          f"peak RSS {i2d.peak_rss_mb:6.0f} MB  ({procs} processes x {args.threads} threads, area filter)")
+    ratios = []
+    for f, res in runs.items():
+        with open(os.path.join(out_root, f"wit_{f}", "stats.json")) as fh:
+            stats = json.load(fh)
+        # Images downloaded and resized: img2dataset's "successes". Our near-dedupe may then drop a
+        # few of them, which img2dataset does not do; the kept count is printed too.
+        wit_ok = {row["stage"]: row["out"] for row in stats["funnel"]}.get("ResizeImages", stats["kept"])
+        rate = wit_ok / res.seconds
+        ratios.append(rate / i2d_rate)
+        print(f"wit curate {f:<7}{wit_ok:5d} ok  {res.seconds:6.1f} s  {rate:7.1f} images/s  "
+              f"peak RSS {res.peak_rss_mb:6.0f} MB  ({stats['kept']} kept after dedupe)  ratio {rate / i2d_rate:.2f}x")
+    print(f"ratio wit ({filters[0]}) / img2dataset: {ratios[0]:.2f}x  (target >= 1.5x)")
     return 0
 
 

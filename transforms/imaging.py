@@ -79,6 +79,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def _open(data: bytes, spec: ResizeSpec) -> Image.Image:
     img = Image.open(io.BytesIO(data))
+    # Decode from one buffer in one call (Pillow reads 64 KiB blocks by default):
+    # each block costs a copy and a GIL hand-back, and those stall decode threads.
+    img.decodermaxblock = max(len(data), 65536)
     if img.width * img.height > spec.max_pixels:
         raise DecodeError(DropReason.IMAGE_TOO_MANY_PIXELS,
                           f"{img.width}x{img.height} > {spec.max_pixels} pixels")
