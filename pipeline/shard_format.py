@@ -85,16 +85,44 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def _member(name: str, payload: bytes) -> list:
-    """One regular-file member: tarfile's own ustar header, the payload, NUL padding to a block."""
+def _tarfile_header(name: str, size: int) -> bytes:
+    """tarfile's own ustar header for one of our members (the reference for _header)."""
     info = tarfile.TarInfo(name)
-    info.size = len(payload)
+    info.size = size
     info.mtime = TAR_MTIME
     info.mode = 0o644
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+
+
+# Every header of ours differs only in name, size and checksum: the fixed fields
+# are encoded once, as tarfile encodes them (tests check byte equality).
+_MODE_IDS = b"0000644\0" + b"0000000\0" * 2  # mode, uid, gid
+_MTIME = b"%011o\0" % TAR_MTIME
+_TAIL = (b"0" + b"\0" * 100 + b"ustar\x0000"  # type, linkname, magic + version
+         + b"\0" * (64 + 16 + 167))  # uname, gname, devmajor, devminor (empty for files), prefix, padding
+
+
+def _header(name: str, size: int) -> bytes:
+    """The 512-byte ustar header tarfile writes, built without TarInfo (~10x faster).
+
+    tarfile's ``tobuf`` costs ~60 us a member and a shard has three per sample;
+    this fills the only three fields that vary. Names or sizes beyond ustar's
+    plain fields go through tarfile itself.
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or size >= 8 ** 11:
+        return _tarfile_header(name, size)
+    head = raw.ljust(100, b"\0") + _MODE_IDS + b"%011o\0" % size + _MTIME
+    checksum = sum(head) + sum(_TAIL) + 8 * 32  # the checksum field counts as 8 spaces
+    return head + b"%06o\0 " % checksum + _TAIL
+
+
+def _member(name: str, payload: bytes) -> list:
+    """One regular-file member: header, payload, NUL padding to a whole block."""
     pad = -len(payload) % tarfile.BLOCKSIZE
-    return [info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"), payload, tarfile.NUL * pad]
+    return [_header(name, len(payload)), payload, tarfile.NUL * pad]
 
 
 def tar_bytes(samples: Sequence[Mapping]) -> bytes:
@@ -102,8 +130,8 @@ def tar_bytes(samples: Sequence[Mapping]) -> bytes:
 
     Samples are written in key order, each as image, txt, json members. The bytes are
     those ``tarfile.open(mode="w", format=USTAR_FORMAT)`` + ``addfile`` write (a test
-    checks), assembled here from ``TarInfo.tobuf`` headers: ``addfile`` copies each
-    TarInfo and streams each payload, which took most of WriteShards' time.
+    checks), assembled here from prebuilt headers: ``addfile`` copies each TarInfo
+    and streams each payload, and ``TarInfo.tobuf`` alone took most of WriteShards' time.
     """
     chunks = []
     for s in sorted(samples, key=lambda s: s["key"]):

@@ -49,3 +49,15 @@ def test_tar_bytes_equal_tarfiles_own_output(n):
 def test_tar_bytes_refuse_keys_webdataset_would_split():
     with pytest.raises(ValueError, match="must not contain"):
         shard_format.tar_bytes([{"key": "a.b", "ext": "jpg", "image": b"", "caption": "", "meta": {}}])
+
+
+@pytest.mark.parametrize("name,size", [("a.jpg", 0), ("0123456789abcdef0123.json", 1), ("é.txt", 511),
+                                       ("k" * 96 + ".jpg", 512), ("k" * 101, 7), ("x.jpg", 8 ** 11 - 1),
+                                       ("x.jpg", 8 ** 11)])
+def test_member_headers_are_tarfiles_own(name, size):
+    # Past ustar's plain fields (101-byte names, sizes of 8 GiB) the header comes from tarfile itself.
+    if len(name.encode()) > 100 or size >= 8 ** 11:
+        with pytest.raises(ValueError):
+            shard_format._tarfile_header(name, size)
+        return
+    assert shard_format._header(name, size) == shard_format._tarfile_header(name, size)
