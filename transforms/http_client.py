@@ -17,6 +17,12 @@ For every request, on every redirect hop:
   (Content-Length checked first, then counted, after any Content-Encoding).
 Retries with exponential backoff and jitter on connection errors, 429 and 5xx,
 honouring Retry-After. Created in ``DoFn.setup()``: it holds pooled sessions.
+
+Requests are prepared here and sent through the session's pooled adapter; the
+environment's proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundle
+(``REQUESTS_CA_BUNDLE``) are honoured, read once per origin. No cookies are kept
+and no ``.netrc`` credentials are sent: an image host gets the same anonymous
+request every time.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ NOAI_DIRECTIVES = frozenset({"noai", "noimageai"})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S = 30.0
 _ROBOTS_MAX_BYTES = 500_000
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -358,7 +365,9 @@ class HttpClient:
             raise _Failure(TOO_LARGE, f"Content-Length {declared} > {cap}", resp.status_code)
         chunks, total = [], 0
         try:
-            for chunk in resp.iter_content(chunk_size=65536):
+            # Large reads: every chunk is a trip through requests/urllib3/http.client
+            # under the GIL. Blocking is bounded by the read timeout and the watchdog.
+            for chunk in resp.iter_content(chunk_size=_READ_CHUNK):
                 total += len(chunk)
                 if total > cap:
                     raise _Failure(TOO_LARGE, f"body over {cap} bytes", resp.status_code)
