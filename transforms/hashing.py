@@ -5,7 +5,8 @@ digits) and ``colour_sig`` (24 hex digits) set. Nothing is dropped; an image who
 bytes do not decode (a bug upstream: these are our own re-encoded bytes) keeps
 both empty and is skipped by near-duplicate dedupe, with a warning.
 
-pHash: greyscale 32x32 Lanczos thumbnail, mean removed and multiplied by a sine
+pHash: greyscale 32x32 Lanczos thumbnail (after an integer box reduction, Pillow's
+``reducing_gap``), mean removed and multiplied by a sine
 window, 2-D DCT-II, the 8x8 lowest frequencies, one bit per coefficient "above
 the median of those 64" (imagehash's ``phash`` plus the window). The window is
 what makes crops tolerable: content that a crop removes sits at the border, where
