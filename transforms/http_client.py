@@ -16,9 +16,9 @@ For every request, on every redirect hop:
   (transforms/deadline.py); the body streamed under a byte cap
   (Content-Length checked first, then counted, after any Content-Encoding).
 Retries with exponential backoff and jitter on connection errors, 429 and 5xx,
-honouring Retry-After. Created in ``DoFn.setup()``: it holds pooled sessions.
+honouring Retry-After. Created in ``DoFn.setup()``: it holds a connection pool.
 
-Requests are prepared here and sent through the session's pooled adapter; the
+Requests are prepared here and sent through requests' pooled HTTPAdapter; the
 environment's proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundle
 (``REQUESTS_CA_BUNDLE``) are honoured, read once per origin. No cookies are kept
 and no ``.netrc`` credentials are sent: an image host gets the same anonymous
@@ -163,18 +163,13 @@ class HttpClient:
     def __init__(self, settings: ClientSettings):
         self.settings = settings
         self.watchdog = Watchdog()
-        self.session = requests.Session()
-        adapter = DeadlineAdapter(self.watchdog, pool_connections=settings.pool_size,
-                                  pool_maxsize=settings.pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = settings.user_agent
-        # Requests go straight to the adapter (see _request): Session.request
-        # re-reads the proxy environment, netrc and cookie jars on every call,
-        # about 1 ms of GIL-held CPU per image. What the environment says is
-        # read here once instead: CA bundle now, proxies once per origin.
-        self.session.trust_env = False
-        self._adapter = adapter
+        # requests' pooled transport, used without a Session (see _request):
+        # Session.request re-reads the proxy environment, netrc and cookie jars
+        # on every call, about 1 ms of GIL-held CPU per image. What the
+        # environment says is read here once instead: CA bundle now, proxies
+        # once per origin.
+        self._adapter = DeadlineAdapter(self.watchdog, pool_connections=settings.pool_size,
+                                        pool_maxsize=settings.pool_size)
         self._headers = requests.structures.CaseInsensitiveDict(
             {"User-Agent": settings.user_agent, "Accept-Encoding": "identity",  # images are compressed
              "Accept": "*/*", "Connection": "keep-alive"})
@@ -188,7 +183,7 @@ class HttpClient:
 
     def close(self) -> None:
         self.watchdog.close()
-        self.session.close()
+        self._adapter.close()
 
     # -- guards -------------------------------------------------------------
 
