@@ -102,6 +102,7 @@ _MODE_IDS = b"0000644\0" + b"0000000\0" * 2  # mode, uid, gid
 _MTIME = b"%011o\0" % TAR_MTIME
 _TAIL = (b"0" + b"\0" * 100 + b"ustar\x0000"  # type, linkname, magic + version
          + b"\0" * (64 + 16 + 167))  # uname, gname, devmajor, devminor (empty for files), prefix, padding
+_FIXED_SUM = sum(_MODE_IDS) + sum(_MTIME) + sum(_TAIL) + 8 * 32  # the checksum field counts as 8 spaces
 
 
 def _header(name: str, size: int) -> bytes:
@@ -114,9 +115,9 @@ def _header(name: str, size: int) -> bytes:
     raw = name.encode("utf-8", "surrogateescape")
     if len(raw) > 100 or size >= 8 ** 11:
         return _tarfile_header(name, size)
-    head = raw.ljust(100, b"\0") + _MODE_IDS + b"%011o\0" % size + _MTIME
-    checksum = sum(head) + sum(_TAIL) + 8 * 32  # the checksum field counts as 8 spaces
-    return head + b"%06o\0 " % checksum + _TAIL
+    size_field = b"%011o\0" % size
+    checksum = sum(raw) + sum(size_field) + _FIXED_SUM  # NUL padding adds nothing
+    return raw.ljust(100, b"\0") + _MODE_IDS + size_field + _MTIME + b"%06o\0 " % checksum + _TAIL
 
 
 def _member(name: str, payload: bytes) -> list:

@@ -23,6 +23,7 @@ records carry references (transforms/image_store.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -125,9 +126,7 @@ def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPa
     out = fetch_image(client, pair)
     if spec is None or isinstance(out, Rejection):
         return out
-    if slots is None:
-        return resize_fetched(out, spec, pool)
-    with slots:
+    with slots or contextlib.nullcontext():
         return resize_fetched(out, spec, pool)
 
 
