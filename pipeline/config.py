@@ -71,6 +71,14 @@ class FetchConfig:
     respect_noai: bool = True
     allow_private_networks: bool = False
     private_network_allowlist: tuple = ()
+    max_host_delay_s: float = 120.0  # a Crawl-delay / Retry-After above this: the host's pairs are fetch.host_too_slow
+    respect_tdmrep: bool = True  # TDMRep: tdm-reservation header, <meta>, /.well-known/tdmrep.json
+    robots_cache_s: float = 86400.0  # how long a worker trusts a fetched robots.txt (RFC 9309: about a day)
+
+
+@dataclass(frozen=True)
+class LicenseConfig:
+    allow: tuple = ()  # licence ids kept ("cc-by-4.0", "cc0-1.0", "unknown", ...); empty = keep all
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,7 @@ class CurateConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    license: LicenseConfig = field(default_factory=LicenseConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict:
@@ -337,6 +346,8 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.fetch.concurrency >= 1, "fetch.concurrency must be >= 1"),
         (cfg.fetch.per_host_concurrency >= 1, "fetch.per_host_concurrency must be >= 1"),
         (cfg.fetch.per_host_min_interval_s >= 0, "fetch.per_host_min_interval_s must be >= 0"),
+        (cfg.fetch.max_host_delay_s > 0, "fetch.max_host_delay_s must be > 0"),
+        (cfg.fetch.robots_cache_s > 0, "fetch.robots_cache_s must be > 0"),
         (cfg.image.max_aspect >= 1.0, "image.max_aspect must be >= 1"),
         (-1.0 <= cfg.score.min_score <= 1.0, "score.min_score must be a cosine in [-1, 1]"),
         (cfg.score.batch_size >= 1, "score.batch_size must be >= 1"),

@@ -30,14 +30,24 @@ class DropReason(str, enum.Enum):
     CRAWL_PRIVATE = "crawl.private_address"
     CRAWL_TOO_LARGE = "crawl.too_large"
     CRAWL_DUPLICATE_PAGE = "crawl.duplicate_page"  # rel=canonical already crawled, or the same bytes
+    CRAWL_ROBOTS_UNAVAILABLE = "crawl.robots_unavailable"  # robots.txt 5xx/unreachable: RFC 9309 complete disallow
+    CRAWL_HOST_TOO_SLOW = "crawl.host_too_slow"  # Crawl-delay / Retry-After above fetch.max_host_delay_s
+    CRAWL_TDM_RESERVED = "crawl.tdm_reserved"  # TDMRep reservation for the page (header or tdmrep.json)
+    CRAWL_BAD_URL = "crawl.bad_url"
+    CRAWL_INTERNAL = "crawl.internal_error"  # an unexpected exception on one page (type, message, where)
     # web archive records that give no page (page funnel too; transforms/warc.py)
     WARC_REVISIT = "warc.revisit"  # a revisit record of a page: no payload, captured earlier
     WARC_HTTP_STATUS = "warc.http_status"  # a non-2xx captured HTML response
     WARC_UNREADABLE = "warc.unreadable"  # a record (and the rest of its file) warcio cannot parse
+    WARC_INTERNAL = "warc.internal_error"  # an unexpected exception on one record
     # extraction
     EXTRACT_DATA_URI = "extract.data_uri"
     EXTRACT_BAD_URL = "extract.bad_url"
     EXTRACT_TRACKER = "extract.tracker"  # declared 1x1 (or smaller) or a known tracking-pixel URL
+    EXTRACT_BAD_ENCODING = "extract.bad_encoding"  # a list row whose URL is not valid text in the file's encoding
+    EXTRACT_PAGE_NOAI = "extract.page_noai"  # <meta name=robots content=noai|noimageai> on the page
+    EXTRACT_TDM_RESERVED = "extract.tdm_reserved"  # <meta name=tdm-reservation content=1> (TDMRep) on the page
+    EXTRACT_INTERNAL = "extract.internal_error"  # an unexpected exception on one page or list row
     # caption rules
     CAPTION_EMPTY = "caption.empty"
     CAPTION_FILENAME = "caption.filename"
@@ -70,11 +80,18 @@ class DropReason(str, enum.Enum):
     FETCH_UNSUPPORTED = "fetch.unsupported_format"
     FETCH_BAD_URL = "fetch.bad_url"
     FETCH_ERROR = "fetch.error"
+    FETCH_ROBOTS_UNAVAILABLE = "fetch.robots_unavailable"  # robots.txt 5xx/unreachable: RFC 9309 complete disallow
+    FETCH_HOST_TOO_SLOW = "fetch.host_too_slow"  # Crawl-delay / Retry-After above fetch.max_host_delay_s
+    FETCH_TDM_RESERVED = "fetch.tdm_reserved"  # TDMRep: tdm-reservation: 1 header or the origin's tdmrep.json
+    FETCH_INTERNAL = "fetch.internal_error"  # an unexpected exception on one download
     # decode / resize and image rules
     IMAGE_UNDECODABLE = "image.undecodable"
     IMAGE_TOO_MANY_PIXELS = "image.too_many_pixels"
     IMAGE_TOO_SMALL = "image.too_small"
     IMAGE_BAD_ASPECT = "image.bad_aspect"
+    IMAGE_INTERNAL = "image.internal_error"  # an unexpected exception decoding/resizing one image
+    # licence (filters/license_rules.py): the sample's licence is not in license.allow
+    LICENSE_NOT_ALLOWED = "license.not_allowed"
     # image dedupe
     DEDUPE_IMAGE_EXACT = "dedupe.image_exact"
     DEDUPE_IMAGE_NEAR = "dedupe.image_near"

@@ -7,10 +7,20 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 
 from pipeline.runners import make_runner  # noqa: E402
+
+# Property-based fuzz tests (marked ``fuzz``): a small, reproducible example count in the
+# suite; ``python -m bench.fuzz`` runs them long and random (profile "fuzz").
+_FUZZ_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", max_examples=int(os.environ.get("WIT_FUZZ_EXAMPLES", "40")),
+                          derandomize=True, database=None, **_FUZZ_COMMON)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("WIT_FUZZ_EXAMPLES", "3000")),
+                          **_FUZZ_COMMON)
+settings.load_profile(os.environ.get("WIT_HYPOTHESIS_PROFILE", "ci"))
 
 
 def local_test_pipeline() -> TestPipeline:
