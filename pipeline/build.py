@@ -6,7 +6,7 @@ pipeline graph that writes the output contract (see pipeline/shard_format.py).
     seeds -> FetchPages ───┬-> ExtractAltText ┐
     WARCs -> ReadWarc pages ┘                  │
              ReadWarc WAT pairs ───────────────┤
-    URL lists -> ReadUrlList ──────────────────┴-> [ApplyBlocklists] -> CaptionRules -> DropBoilerplate
+    URL lists -> ReadUrlList ──────────────────┴-> [ApplyBlocklists] -> CaptionRules [-> LicenseRules] -> DropBoilerplate
           -> DedupeUrls (or DedupeUrlCaptions)
           [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
           -> FetchImages (download + ResizeImages, one thread each; bytes spilled to OUT/_work/images)
@@ -15,10 +15,12 @@ pipeline graph that writes the output contract (see pipeline/shard_format.py).
           -> ClipThreshold [-> SemanticDedupe] -> WriteShards
                                            ScoreClip -> WriteEmbeddings
     every stage's rejects -> WriteRejections (-> SummariseOptOut);  counts of everything -> WriteStats
+    kept samples -> CountLicenses (the licence mix in stats.json ``license.kept``)
 
 The blocklists (filters/blocklist.py) run before anything is downloaded (URL lists)
 and right after hashing, before dedupe (hash lists, and URL lists on the final URL),
-so every copy of a listed image is dropped as listed. TagSafety reads the embeddings
+so every copy of a listed image is dropped as listed. LicenseRules (``license.allow``,
+filters/license_rules.py) also runs before anything is downloaded. TagSafety reads the embeddings
 ScoreClip made (transforms/safety_tags.py); with ``best_clip_score`` it follows DedupeNear.
 
 Where DedupeNear runs: before ScoreClip, so duplicates are never scored (the model is
@@ -48,6 +50,7 @@ from filters.caption_rules import caption_rules
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, ThresholdSpec
 from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
+from filters.license_rules import CountLicenses, license_rules
 from filters.safety import safety_rules
 from pipeline.config import CurateConfig
 from transforms.checkpoint import Checkpointed, work_dir
@@ -68,10 +71,10 @@ from transforms.sources import ReadSeeds
 from transforms.url_list import ReadUrlList
 from transforms.warc import ReadWarc, UseArchivedImages, warc_limits
 from transforms.write_shards import WriteRejections, WriteShards
-from transforms.write_stats import WriteStats
+from transforms.write_stats import SampleInternalErrors, WriteStats
 
 # Stage labels in flow order: Beam step names (shown on Dataflow) and funnel rows.
-STAGES = ("ExtractAltText", "ApplyBlocklists", "CaptionRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
+STAGES = ("ExtractAltText", "ApplyBlocklists", "CaptionRules", "LicenseRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
           "ImageRules", "BlockImageHashes", "DedupeImages", "DedupeNear", "SafetyFilter", "ClipThreshold", "SemanticDedupe")
 
 
@@ -112,9 +115,10 @@ def _flatten(p: beam.Pipeline, pcolls: list, label: str):
 def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Sources:
     """Pages (crawled, archived) through ExtractAltText, plus listed and WAT pairs, from every input."""
     pages, failures, sources, unusable, values, archived = [], [], [], [], [], None
-    spec = extract_spec(cfg.extract, cfg.resize.image_size)
+    spec = extract_spec(cfg.extract, cfg.resize.image_size, cfg.fetch)
     if inputs.crawls:
-        seeds = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls)
+        seeds, seed_failures = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls, with_failures=True)
+        failures.append(seed_failures)
         page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
         crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
         pages.append(crawled)
@@ -150,8 +154,11 @@ def _apply_blocklists(extracted, cfg: CurateConfig, rejected: dict):
 
 
 def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
-    """CaptionRules, then DropBoilerplate (it needs a count over all pairs of a site)."""
+    """CaptionRules, [LicenseRules (license.allow)], then DropBoilerplate (it needs a count over
+    all pairs of a site)."""
     pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
+    if cfg.license.allow:
+        pairs, rejected["LicenseRules"] = pairs | "LicenseRules" >> ApplyRules(license_rules(cfg.license.allow))
     if cfg.caption.boilerplate_max_images:
         pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(
             cfg.caption.boilerplate_max_images)
@@ -183,12 +190,13 @@ def score_stage(cfg: CurateConfig, score_handler=None) -> beam.PTransform:
 def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: list, fetch: beam.PTransform,
                   spilled: Optional[str]):
     """FetchImages (download + resize); pairs whose image a WARC holds skip the download
-    and go straight to ResizeImages. Rejections keep their two funnel rows. With
-    ``spilled`` (a directory) the image bytes go to blob files there."""
-    from_archive = None
+    and go straight to ResizeImages, or are rejected with the capture's ``fetch.*``
+    reason (noai, truncated, ...: never fetched live). Rejections keep their two funnel
+    rows. With ``spilled`` (a directory) the image bytes go to blob files there."""
+    from_archive = refused = None
     if archived is not None:
         routed = (pairs, archived) | "UseArchivedImages" >> UseArchivedImages()
-        pairs, from_archive = routed["download"], routed["archived"]
+        pairs, from_archive, refused = routed["download"], routed["archived"], routed["rejected"]
         values.append(routed["stats"])
     # Download and resize run in the same worker threads (transforms/fetch.py);
     # the funnel still shows them as two stages, split by reason.
@@ -196,6 +204,7 @@ def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: li
     rejected["FetchImages"], resize_rejects = fetch_rejects | "SplitFetchResize" >> beam.Partition(
         lambda rej, _n: int(rej.reason.startswith("image.")), 2)
     if from_archive is not None:
+        rejected["FetchImages"] = (rejected["FetchImages"], refused) | "AllFetchRejects" >> beam.Flatten()
         unarchived, archive_rejects = from_archive | "ResizeArchivedImages" >> ResizeImages(resize_spec(cfg.resize))
         if spilled:
             unarchived = unarchived | "SpillArchivedImages" >> SpillImages(spilled)
@@ -282,13 +291,14 @@ def stats_extra(cfg: CurateConfig, stages) -> dict:
                        "near_colour_delta": d.near_colour_delta if d.near else None,
                        "semantic_min_cosine": round(1.0 - d.semantic_eps, 6) if d.semantic else None},
         "dedupe": {"near_policy": d.near_policy if (d.near or d.semantic) else None},
+        "license": {"allow": list(cfg.license.allow) or None},  # "kept", the mix, comes from CountLicenses
         "scorer": f"{cfg.score.model}/{cfg.score.pretrained}" if cfg.score.enabled else None,
         "config_hash": cfg.config_hash(),
     }
 
 
 def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: CurateConfig,
-                  extra: dict, threshold=None, values=(), carried=None) -> None:
+                  extra: dict, threshold=None, values=(), carried=None, page_failures=None) -> None:
     """WriteShards, WriteRejections and WriteStats (with the threshold used, when one was computed).
 
     ``values``: PCollections of (section, name, value) for stats.json. ``carried``:
@@ -305,7 +315,11 @@ def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: Cura
         events.append(_events(old, "CarriedDropEvents", lambda r: ("drop", labels.get(r.reason, r.stage), r.reason)))
     all_rejected = tuple(sources) | "AllRejections" >> beam.Flatten()
     all_rejected | "WriteRejections" >> WriteRejections(output_dir, cfg.output.rejections_per_file)
-    values = list(values) + [all_rejected | "OptOutSummary" >> SummariseOptOut()]
+    values = list(values) + [all_rejected | "OptOutSummary" >> SummariseOptOut(),
+                             kept | "LicenseMix" >> CountLicenses()]
+    # stats.json internal_errors samples: the pairs and pages that met a bug (pipeline/faults.py)
+    failed = (all_rejected,) if page_failures is None else (all_rejected, page_failures)
+    values.append(failed | "AllFailed" >> beam.Flatten() | "InternalErrorSamples" >> SampleInternalErrors())
     if threshold is not None:
         values.append(threshold | "ThresholdUsed" >> beam.Map(lambda t: ("thresholds", "clip_min_score", t)))
     stats_values = tuple(values) | "AllStatsValues" >> beam.Flatten() if values else None
@@ -351,4 +365,5 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
     extra["blocklist"] = blocklist_stats(blocklist_spec(cfg.blocklist))  # reads the lists: a bad one fails now
     if cfg.safety.enabled:
         extra["safety"] = safety_stats(safety_spec(cfg.safety), cfg.safety.filter)
-    write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values)
+    write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values,
+                  page_failures=src.page_failures)

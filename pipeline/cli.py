@@ -2,7 +2,9 @@
 
 Input: command-line arguments; unknown flags are Beam's and pass through
 untouched (``--runner``, ``--project``, ``--direct_num_workers``, ...).
-Output: exit code 0 on success, 2 on a usage/config error, 1 on a run failure.
+Output: exit code 0 on success, 2 on a usage/config error, 1 on a run failure
+(or broken accounting), and for ``curate`` 3 when the run completed but some
+items met a bug in our code (``*.internal_error``; see ``CURATE_EXIT_CODES``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from typing import Optional, Sequence
 
 log = logging.getLogger("wit")
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL_ERRORS = 0, 1, 2, 3
+CURATE_EXIT_CODES = """exit codes:
+  0  the run completed and every pair is accounted for
+  1  the run failed, or the accounting identity is broken (a lost pair)
+  2  usage or config error (nothing ran)
+  3  the run completed and wrote every output, but some items (pairs, pages, seed lines) met a
+     bug in wit-curator: each is a rejection with reason <stage>.internal_error (pages: a page
+     failure) whose detail names the exception and where; see stats.json internal_errors,
+     OUT/rejections and the WARNING log lines"""
+
 
 def _setup_logging(verbose: bool) -> None:
     # Beam configures the root logger at import; force our format and level.
@@ -26,7 +38,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _add_curate(sub) -> None:
-    p = sub.add_parser("curate", help="crawl, filter, score and write shards")
+    p = sub.add_parser("curate", help="crawl, filter, score and write shards", epilog=CURATE_EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", action="append", default=[], help="YAML over configs/base.yaml (repeatable)")
     p.add_argument("--output", required=True, help="output directory (local or gs://)")
     p.add_argument("--seeds", help="file of seed URLs, one per line")
@@ -141,7 +154,7 @@ def _freeze_imports() -> None:
 def cmd_curate(args, beam_args: Sequence[str]) -> int:
     from pipeline.build import Inputs
     from pipeline.config import load_config
-    from pipeline.run import format_funnel, run_curation
+    from pipeline.run import format_funnel, format_internal_errors, internal_error_count, run_curation
 
     _freeze_imports()
     overrides = list(args.overrides)
@@ -153,7 +166,12 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
     stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True,
                          resume=args.resume, incremental=args.incremental)
     print(format_funnel(stats, args.output))
-    return 0 if stats["accounting_ok"] else 1
+    internal = internal_error_count(stats)
+    if internal:  # after every output is written: the run is usable, but a bug needs a look
+        print(format_internal_errors(stats, args.output), file=sys.stderr)
+    if not stats["accounting_ok"]:
+        return EXIT_FAILED
+    return EXIT_INTERNAL_ERRORS if internal else EXIT_OK
 
 
 def cmd_inspect(args) -> int:

@@ -53,6 +53,8 @@ class ExtractConfig:
         "bat.bing.com/action", "analytics.twitter.com/", "ct.pinterest.com/", "px.ads.linkedin.com/",
         "/pixel.gif", "/tracking.gif", "/1x1.gif", "/1x1.png", "/spacer.gif", "/blank.gif",
     )
+    # an image URL longer than this is extract.bad_url, never cut (transforms/url_guard.py)
+    max_url_chars: int = 2048
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,7 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.crawl.max_depth >= 0, "crawl.max_depth must be >= 0"),
         (cfg.crawl.max_pages >= 1, "crawl.max_pages must be >= 1"),
         (cfg.extract.tracker_max_side >= 0, "extract.tracker_max_side must be >= 0"),
+        (cfg.extract.max_url_chars > 0, "extract.max_url_chars must be > 0"),
         (cfg.caption.boilerplate_max_images >= 0, "caption.boilerplate_max_images must be >= 0 (0 = off)"),
         (cfg.caption.language_min_words >= 1, "caption.language_min_words must be >= 1"),
         (0.0 <= cfg.caption.language_min_confidence <= 1.0, "caption.language_min_confidence must be in [0, 1]"),

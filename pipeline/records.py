@@ -38,7 +38,7 @@ class DropReason(str, enum.Enum):
     # web archive records that give no page (page funnel too; transforms/warc.py)
     WARC_REVISIT = "warc.revisit"  # a revisit record of a page: no payload, captured earlier
     WARC_HTTP_STATUS = "warc.http_status"  # a non-2xx captured HTML response
-    WARC_UNREADABLE = "warc.unreadable"  # a record (and the rest of its file) warcio cannot parse
+    WARC_UNREADABLE = "warc.unreadable"  # a record warcio cannot parse (reading resumes at the next clean one)
     WARC_INTERNAL = "warc.internal_error"  # an unexpected exception on one record
     # extraction
     EXTRACT_DATA_URI = "extract.data_uri"
@@ -48,6 +48,8 @@ class DropReason(str, enum.Enum):
     EXTRACT_PAGE_NOAI = "extract.page_noai"  # <meta name=robots content=noai|noimageai> on the page
     EXTRACT_TDM_RESERVED = "extract.tdm_reserved"  # <meta name=tdm-reservation content=1> (TDMRep) on the page
     EXTRACT_INTERNAL = "extract.internal_error"  # an unexpected exception on one page or list row
+    EXTRACT_BAD_ROW = "extract.bad_row"  # a URL-list row that is no record (JSON null/number, malformed JSONL or CSV line)
+    EXTRACT_UNREADABLE_FILE = "extract.unreadable_file"  # a URL-list file unreadable as its format: one per file
     # caption rules
     CAPTION_EMPTY = "caption.empty"
     CAPTION_FILENAME = "caption.filename"
@@ -58,6 +60,7 @@ class DropReason(str, enum.Enum):
     CAPTION_TOO_LONG = "caption.too_long"
     CAPTION_LANGUAGE = "caption.language"  # confidently identified as a language not configured
     CAPTION_BOILERPLATE = "caption.boilerplate"  # the same alt on more than N distinct images of a site
+    CAPTION_INTERNAL = "caption.internal_error"  # a caption rule raised on one pair (filters/base.py)
     # url dedupe
     DEDUPE_URL = "dedupe.url"
     DEDUPE_URL_CAPTION = "dedupe.url_caption"  # the same (image URL, caption) pair again
@@ -92,6 +95,7 @@ class DropReason(str, enum.Enum):
     IMAGE_INTERNAL = "image.internal_error"  # an unexpected exception decoding/resizing one image
     # licence (filters/license_rules.py): the sample's licence is not in license.allow
     LICENSE_NOT_ALLOWED = "license.not_allowed"
+    LICENSE_INTERNAL = "license.internal_error"  # a licence rule raised on one pair (filters/base.py)
     # image dedupe
     DEDUPE_IMAGE_EXACT = "dedupe.image_exact"
     DEDUPE_IMAGE_NEAR = "dedupe.image_near"
@@ -99,6 +103,7 @@ class DropReason(str, enum.Enum):
     # CLIP scoring
     CLIP_BELOW_THRESHOLD = "clip.below_threshold"
     CLIP_SCORE_ERROR = "clip.score_error"
+    CLIP_INTERNAL = "clip.internal_error"  # a CLIP threshold rule raised on one record (filters/base.py)
     # curator's blocklists (filters/blocklist.py): before download, then on the downloaded image
     BLOCKLIST_DOMAIN = "blocklist.domain"  # image host is a listed domain or under one
     BLOCKLIST_PAGE_DOMAIN = "blocklist.page_domain"  # the page's host is
@@ -111,6 +116,9 @@ class DropReason(str, enum.Enum):
     SAFETY_WATERMARK = "safety.watermark"
     SAFETY_SCREENSHOT = "safety.screenshot"
     SAFETY_CUSTOM = "safety.custom"
+    SAFETY_INTERNAL = "safety.internal_error"  # a safety rule raised on one record (filters/base.py)
+    # a rule of a stage with no internal_error code of its own raised on one record (filters/base.py)
+    FILTER_INTERNAL = "filter.internal_error"
 
     @property
     def stage(self) -> str:
@@ -188,6 +196,9 @@ class AltPair:
     declared_width: Optional[int] = None
     declared_height: Optional[int] = None
     extra: tuple = ()  # ((name, value), ...) carried into metadata
+    # SPDX-style licence id the page declares for the image (transforms/license.py): "cc-by-4.0",
+    # "other", "unknown"; "" = not captured (URL lists, WAT), which means unknown too
+    license: str = ""
 
 
 @record

@@ -4,6 +4,8 @@ Input: a ``CurateConfig``, inputs, an output directory and Beam flags.
 Output: the files of the output contract and the parsed ``stats.json``.
 Everything that can fail without running the pipeline fails here first:
 config, inputs, an output directory that already holds a run, scorer weights.
+Items that met a bug in our code do not fail the run: they are counted in
+stats.json ``internal_errors``, which ``format_internal_errors`` summarises.
 """
 
 from __future__ import annotations
@@ -174,6 +176,32 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
 def read_stats(output_dir: str) -> dict:
     with FileSystems.open(FileSystems.join(output_dir, shard_format.STATS_FILE)) as fh:
         return json.loads(fh.read().decode("utf-8"))
+
+
+def internal_error_count(stats: dict) -> int:
+    """How many pairs and pages met a bug in our code (stats.json ``internal_errors``)."""
+    return int((stats.get("internal_errors") or {}).get("total") or 0)
+
+
+def format_internal_errors(stats: dict, output_dir: str = "OUT") -> str:
+    """What `wit curate` says when items met a bug: how many, per stage, the first detail, where to look."""
+    section = stats.get("internal_errors") or {}
+    total = internal_error_count(stats)
+    if not total:
+        return ""
+    by_reason = section.get("by_reason") or {}
+    lines = [f"internal errors: {total} item(s) met a bug in wit-curator and were set aside; "
+             "the run completed and every other item is unaffected",
+             "  by stage: " + ", ".join(f"{r} {n}" for r, n in by_reason.items())]
+    samples = section.get("samples") or []
+    if samples:
+        first = samples[0]
+        lines.append(f"  first: {first['reason']} {first.get('url') or first.get('key') or ''}: {first['detail']}")
+    example = next(iter(by_reason), "fetch.internal_error")
+    lines.append(f"  look in {output_dir}/rejections (reason *.internal_error; pages: stats.json "
+                 f"pages.failed_by_reason), e.g. `wit inspect {output_dir} --sample 20 --reason {example}`, "
+                 "and the WARNING log lines with tracebacks; please report it with a detail")
+    return "\n".join(lines)
 
 
 def format_funnel(stats: dict, output_dir: Optional[str] = None) -> str:

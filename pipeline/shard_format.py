@@ -8,6 +8,7 @@ Layout (DESIGN.md §6)::
 
     OUT/shards/00000.tar      {key}.jpg {key}.txt {key}.json, members sorted by key
     OUT/shards/00000.parquet  one row per sample (a superset of img2dataset's columns)
+                              (``license``: the SPDX-style id the page declared, or ``unknown``)
     OUT/shards/sizes.json     {"00000.tar": n, ...}
     OUT/rejections/NNNNN.parquet  key, stage, reason, detail, page_url, image_url, caption
     OUT/stats.json, OUT/run_config.yaml
@@ -57,6 +58,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("figcaption", pa.string()),
     ("heading", pa.string()),
     ("lang", pa.string()),
+    ("license", pa.string()),  # SPDX-style id ("cc-by-4.0", "other", "unknown"; transforms/license.py)
     ("extra", pa.string()),  # JSON object of a URL list's extra columns
     ("shard", pa.string()),
 ])

@@ -33,6 +33,17 @@ def beam_pipeline():
     return local_test_pipeline()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_site_answers():
+    """robots.txt / tdmrep.json answers and slow-host marks live per process
+    (transforms/robots.py): a loopback port reused by a later test must not see an
+    earlier test's answers."""
+    from transforms import robots
+
+    robots.clear_caches()
+    yield
+
+
 def counter(result, name: str) -> int:
     """The committed value of a ``wit`` Beam counter after ``result.wait_until_finish()``."""
     from pipeline.metrics import NAMESPACE

@@ -4,7 +4,7 @@ Input: what a wrapped stage takes (``AltPair`` for FetchImages, the slow, networ
 step). Output: what it returns, ``(ok, rejected)``, one record per input pair.
 Side files (through Beam ``FileSystems``, so local paths and ``gs://`` alike)::
 
-    OUT/_work/<name>/ok-<uuid>.pkl, rejected-<uuid>.pkl   pickled lists of records
+    OUT/_work/<name>/ok-<uuid>.arrow, rejected-<uuid>.arrow   records as Arrow IPC data
 
 Each file is written under a temporary name and renamed when complete, every
 ``flush_every`` records and at the end of each bundle, so a run killed half way
@@ -16,13 +16,22 @@ a key twice: one record per key is used, chosen the same way on every run.
 Nothing is dropped: every input pair leaves as its saved outcome or the stage's.
 A file that cannot be read is logged and skipped (its pairs run again), and so is
 a saved image whose blob file (transforms/image_store.py) the kill left incomplete.
+
+Never pickle: ``OUT`` may be a bucket others can write, and unpickling runs code.
+The files are data (transforms/checkpoint_format.py): only whitelisted record
+types come out, every field type-checked. A file that is not such data (garbage,
+a pickle, another schema, a value of the wrong type), or whose records do not fit
+its kind (a success in a ``rejected-`` file) or point at a blob outside this run's
+``OUT/_work/images``, is ignored with a warning and its pairs are fetched again.
+Files of an older version (``*.pkl``) are never opened. A record Arrow cannot
+hold (a lone surrogate in a caption) is not saved; its pair runs again on resume.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
+import os
 import uuid
 from typing import Optional
 
@@ -30,7 +39,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.records import Rejection, pair_of
-from transforms.image_store import blob_complete
+from transforms.checkpoint_format import CheckpointError, decode, encode
+from transforms.image_store import IMAGES, blob_complete
 from transforms.write_shards import write_atomically
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,7 @@ log = logging.getLogger(__name__)
 WORK_DIR = "_work"
 FETCHED = "fetched"  # OUT/_work/fetched: FetchImages outcomes (pipeline/build.py)
 OK, REJECTED = "ok", "rejected"
+SUFFIX = ".arrow"
 
 
 def work_dir(output_dir: str, name: str) -> str:
@@ -49,25 +60,100 @@ def key_of(record) -> str:
 
 
 def _rank(record) -> tuple:
-    """Which of several saved outcomes of one key is used: a success first, then by content."""
-    return (isinstance(record, Rejection), hashlib.sha256(pickle.dumps(record, protocol=4)).hexdigest())
+    """Which of several saved outcomes of one key is used: a success first, then by content.
+
+    ``repr`` of a record is its field values, the same in every process and run (no pickle)."""
+    digest = hashlib.sha256(repr(record).encode("utf-8", errors="surrogatepass")).hexdigest()
+    return isinstance(record, Rejection), digest
 
 
-def read_records(path: str) -> list:
-    """The records of one checkpoint file ([] when it cannot be read)."""
+def _local(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def images_dir_for(directory: str) -> str:
+    """OUT/_work/images beside a checkpoint directory OUT/_work/<name>: where saved blobs may point."""
+    return FileSystems.join(FileSystems.split(_local(directory))[0], IMAGES)
+
+
+def blob_inside(record, images_dir: Optional[str]) -> bool:
+    """Whether a record's blob (if any) is a file directly in ``images_dir``.
+
+    A tampered checkpoint could otherwise point a saved image at any readable file
+    (``/etc/shadow``, another bucket) and have it copied into the shards."""
+    ref = getattr(record, "blob", None)
+    if ref is None or images_dir is None:
+        return True
+    prefix = images_dir.rstrip("/") + "/"
+    rest = ref.path[len(prefix):] if ref.path.startswith(prefix) else ""
+    return bool(rest) and "/" not in rest and rest not in (".", "..") and ref.offset >= 0 and ref.length >= 0
+
+
+def _fits_kind(record, kind: str) -> bool:
+    return isinstance(record, Rejection) == (kind == REJECTED)
+
+
+def check_file(records: list, kind: str, images_dir: Optional[str]) -> Optional[str]:
+    """Why decoded records cannot be this run's ``kind`` outcomes (None when they can)."""
+    for record in records:
+        if not _fits_kind(record, kind):
+            return f"a {type(record).__name__} in a {kind!r} file"
+        if not blob_inside(record, images_dir):
+            return f"a blob outside {images_dir}: {record.blob.path[:200]!r}"
+    return None
+
+
+def kind_of(path: str) -> str:
+    return path.rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def read_records(path: str, images_dir: Optional[str] = None) -> list:
+    """The records of one checkpoint file ([] when it is not one this run can trust)."""
     try:
         with FileSystems.open(path) as fh:
-            records = pickle.loads(fh.read())
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
-        log.warning("checkpoint file %s unreadable, its pairs run again: %s", path, exc)
+            records = decode(fh.read())
+    except (OSError, CheckpointError) as exc:  # BeamIOError is an OSError
+        log.warning("checkpoint file %s ignored, its pairs run again: %s", path, exc)
         return []
-    return records if isinstance(records, list) else []
+    why = check_file(records, kind_of(path), images_dir)
+    if why:
+        log.warning("checkpoint file %s ignored, its pairs run again: %s", path, why)
+        return []
+    return records
 
 
 def list_files(directory: str) -> list:
     """Sorted checkpoint files of ``directory`` (temporary names excluded)."""
-    pattern = FileSystems.join(directory, "*.pkl")
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    found = FileSystems.match([FileSystems.join(directory, "*")])[0].metadata_list
+    paths = sorted(m.path for m in found)
+    if any(p.endswith(".pkl") for p in paths):
+        log.warning("%s holds pickled checkpoints of an older version: never unpickled, their pairs run again",
+                    directory)
+    return [p for p in paths if p.endswith(SUFFIX) and kind_of(p) in (OK, REJECTED)]
+
+
+def encode_saved(records: list) -> list:
+    """Arrow files for ``records`` (one per record type); a record Arrow cannot hold is left out, logged."""
+    by_type: dict = {}
+    for record in records:
+        by_type.setdefault(type(record), []).append(record)
+    payloads = []
+    for group in by_type.values():
+        try:
+            payloads.append(encode(group))
+            continue
+        except CheckpointError:
+            pass
+        kept = []
+        for record in group:  # find the few that cannot be saved
+            try:
+                encode([record])
+                kept.append(record)
+            except CheckpointError as exc:
+                log.warning("outcome of %s not checkpointed (it runs again on resume): %s", key_of(record), exc)
+        if kept:
+            payloads.append(encode(kept))
+    return payloads
 
 
 class _SaveFn(beam.DoFn):
@@ -91,14 +177,15 @@ class _SaveFn(beam.DoFn):
     def _flush(self):
         if not self.buffer:
             return
-        name = f"{self.kind}-{uuid.uuid4().hex}.pkl"
-        write_atomically(FileSystems.join(self.directory, name), pickle.dumps(self.buffer, protocol=4))
+        for payload in encode_saved(self.buffer):
+            name = f"{self.kind}-{uuid.uuid4().hex}{SUFFIX}"
+            write_atomically(FileSystems.join(self.directory, name), payload)
         self.buffer = []
 
 
-def _load(path: str):
-    kind, sizes = path.rsplit("/", 1)[-1].split("-", 1)[0], {}
-    for record in read_records(path):
+def _load(path: str, images_dir: Optional[str] = None):
+    kind, sizes = kind_of(path), {}
+    for record in read_records(path, images_dir):
         if blob_complete(record, sizes):  # else its image is fetched again
             yield key_of(record), (kind, record)
 
@@ -127,7 +214,7 @@ class Checkpointed(beam.PTransform):
                  | "SavedFiles" >> beam.Create([self.directory])
                  | "ListSaved" >> beam.FlatMap(list_files)
                  | "SpreadFiles" >> beam.Reshuffle()
-                 | "ReadSaved" >> beam.FlatMap(_load))
+                 | "ReadSaved" >> beam.FlatMap(_load, images_dir_for(self.directory)))
         keyed = pairs | "KeyPairs" >> beam.Map(lambda pair: (pair.key, pair))
         out = ({"pair": keyed, "saved": saved} | "JoinSaved" >> beam.CoGroupByKey()
                | "SkipSaved" >> beam.FlatMap(_join).with_outputs(OK, REJECTED, main="todo"))

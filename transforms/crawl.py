@@ -13,6 +13,17 @@ already crawled (or claimed as canonical by an earlier page), or whose bytes equ
 an earlier page's, is ``crawl.duplicate_page`` and its images are not extracted
 again. Its links are still followed.
 
+Links (``page_links``): ``<a href>`` and ``<link rel=canonical>``, resolved against the
+first ``<base href>`` (ignored when it does not parse), from the page decoded and parsed as
+extraction does (transforms/html_text.py: no depth limit). A link that does not parse (a
+bad IPv6 literal), has a bad port or no host, or is longer than 2,048 characters once
+normalised (transforms/url_guard.py) is skipped, never cut.
+
+Internal errors (pipeline/faults.py): an unexpected exception while one page is
+fetched, or while its links and canonical URL are read, makes that page a
+``crawl.internal_error`` failure (the detail names the exception and where); the
+rest of the host's crawl goes on. So does one while a seed is normalised and keyed.
+
 Seeds are grouped by host and each host is crawled breadth-first by one DoFn
 call: per-host politeness stays in one place, and the visit order (and so the
 page set under ``max_pages``) is deterministic: each level is fetched in
@@ -26,16 +37,16 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import apache_beam as beam
-import lxml.html
-from lxml import etree
 
-from pipeline import metrics
+from pipeline import faults, metrics
 from pipeline.records import DropReason, Page, PageFailure
 from transforms import http_client
+from transforms.html_text import parse_html, utf8_html
 from transforms.http_client import HttpClient
+from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,9 @@ _CRAWL_REASONS = {
     http_client.ROBOTS: DropReason.CRAWL_ROBOTS,
     http_client.PRIVATE: DropReason.CRAWL_PRIVATE,
     http_client.TOO_LARGE: DropReason.CRAWL_TOO_LARGE,
+    http_client.ROBOTS_UNAVAILABLE: DropReason.CRAWL_ROBOTS_UNAVAILABLE,
+    http_client.HOST_TOO_SLOW: DropReason.CRAWL_HOST_TOO_SLOW,
+    http_client.TDM_RESERVED: DropReason.CRAWL_TDM_RESERVED,
 }
 
 
@@ -74,10 +88,14 @@ def _remove_dot_segments(path: str) -> str:
 
 def normalize_url(url: str) -> str:
     """Canonical form for crawl and URL dedupe: lower-case scheme/host, no default
-    port, no fragment, dot-segments resolved, empty path as ``/``. A URL whose
-    port does not parse is kept as written (minus the fragment): the fetch stage
-    rejects it as ``fetch.bad_url`` rather than the crawl crashing on it."""
-    parts = urlsplit(url.strip())
+    port, no fragment, dot-segments resolved, empty path as ``/``. Never raises: a
+    URL that does not parse (a bad IPv6 literal) or whose port does not is kept as
+    written (minus the fragment): the fetch stage rejects it as ``fetch.bad_url``
+    rather than the crawl crashing on it."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip().split("#", 1)[0]
     scheme = parts.scheme.lower()
     try:
         port = parts.port
@@ -94,14 +112,6 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, netloc, _remove_dot_segments(parts.path or "/"), parts.query, ""))
 
 
-def _has_valid_port(url: str) -> bool:
-    try:
-        urlsplit(url).port
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class PageLinks:
     """What the crawl reads from a page: its ``<a href>`` links and ``<link rel=canonical>``."""
@@ -110,39 +120,50 @@ class PageLinks:
     canonical: str = ""  # absolute, normalised; "" when none (or not http(s))
 
 
-def _absolute(base: str, href: str) -> str:
-    """The normalised absolute http(s) URL of an href, or ""."""
+def _absolute(base: str, href: str, max_chars: int = MAX_URL_CHARS) -> str:
+    """The normalised absolute http(s) URL of an href, or "" (also when it does not parse, has a
+    bad port or no host, or is longer than ``max_chars`` once normalised: skipped, never cut)."""
     href = href.strip()
     if not href or href.startswith("#") or href.lower().startswith(_SKIP_SCHEMES):
         return ""
-    absolute = urljoin(base, href)
-    if urlsplit(absolute).scheme in ("http", "https") and _has_valid_port(absolute):
-        return normalize_url(absolute)
-    return ""
+    absolute = join(base, href)
+    if not absolute or url_problem(absolute, None):
+        return ""
+    url = normalize_url(absolute)
+    return url if len(url) <= max_chars else ""
 
 
-def page_links(html: bytes, page_url: str) -> PageLinks:
-    """Links and canonical URL of a page (``<base href>`` honoured for both)."""
-    try:
-        doc = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return PageLinks()
-    base = page_url
+def _link_base(doc, page_url: str) -> str:
+    """The page's base: its first ``<base href>`` when that parses, else the page URL ("" when
+    neither does: only absolute links are found then)."""
+    base = page_url if parses(page_url) else ""
     for href in doc.xpath("//base/@href"):
-        base = urljoin(page_url, href.strip())
+        joined = join(base, href.strip())
+        if joined and parses(joined):
+            base = joined
         break
-    links = {url for href in doc.xpath("//a/@href") if (url := _absolute(base, href))}
+    return base
+
+
+def page_links(html: bytes, page_url: str, content_type: str = "", max_chars: int = MAX_URL_CHARS) -> PageLinks:
+    """Links and canonical URL of a page (``<base href>`` honoured for both). The page is decoded
+    and parsed as extraction does it (transforms/html_text.py: charset, no depth limit)."""
+    doc = parse_html(utf8_html(html, content_type))
+    if doc is None:
+        return PageLinks()
+    base = _link_base(doc, page_url)
+    links = {url for href in doc.xpath("//a/@href") if (url := _absolute(base, href, max_chars))}
     canonical = ""
     for link in doc.iter("link"):
         if "canonical" in (link.get("rel") or "").lower().split():
-            canonical = _absolute(base, link.get("href") or "")
+            canonical = _absolute(base, link.get("href") or "", max_chars)
             break
     return PageLinks(tuple(sorted(links)), canonical)
 
 
-def extract_links(html: bytes, page_url: str) -> list[str]:
+def extract_links(html: bytes, page_url: str, content_type: str = "") -> list[str]:
     """Absolute, normalised http(s) links of ``<a href>`` (honours ``<base href>``)."""
-    return list(page_links(html, page_url).links)
+    return list(page_links(html, page_url, content_type).links)
 
 
 class DuplicatePages:
@@ -184,6 +205,35 @@ def _fetch_page(client: HttpClient, url: str, depth: int, max_bytes: int) -> Uni
                 content_type=result.content_type, status=result.status)
 
 
+def _page_internal_error(url: str, exc: Exception) -> PageFailure:
+    return PageFailure(url, DropReason.CRAWL_INTERNAL, faults.internal_error(DropReason.CRAWL_INTERNAL, exc, url))
+
+
+def fetch_page_isolated(client: HttpClient, url: str, depth: int, max_bytes: int) -> Union[Page, PageFailure]:
+    """``_fetch_page``, with an unexpected exception as this page's ``crawl.internal_error``."""
+    try:
+        return _fetch_page(client, url, depth, max_bytes)
+    except Exception as exc:  # a bug one page trips costs that page, not the host's crawl
+        return _page_internal_error(url, exc)
+
+
+def _visit(page: Page, duplicates: DuplicatePages, hosts: set, same_host: bool) -> tuple:
+    """(the page or its duplicate failure, the links to consider following) of a fetched page."""
+    found = page_links(page.html, page.url)
+    duplicate_of = duplicates.check(page, found.canonical)
+    outcome = PageFailure(page.url, DropReason.CRAWL_DUPLICATE_PAGE, duplicate_of) if duplicate_of else page
+    links = [link for link in found.links if not same_host or urlsplit(link).netloc in hosts]
+    return outcome, links
+
+
+def visit_isolated(page: Page, duplicates: DuplicatePages, hosts: set, same_host: bool) -> tuple:
+    """``_visit``, with an unexpected exception as this page's ``crawl.internal_error`` (no links)."""
+    try:
+        return _visit(page, duplicates, hosts, same_host)
+    except Exception as exc:  # link extraction failing on one page must not lose the rest of the crawl
+        return _page_internal_error(page.url, exc), []
+
+
 def crawl_site(client: HttpClient, seeds: Iterable[str], max_depth: int, max_pages: int,
                same_host: bool = True, concurrency: int = 8, max_page_bytes: int = 5_000_000,
                canonical: bool = True, duplicate_content: bool = True) -> Iterator[Union[Page, PageFailure]]:
@@ -199,23 +249,20 @@ def crawl_site(client: HttpClient, seeds: Iterable[str], max_depth: int, max_pag
             if not frontier:
                 return
             fetched += len(frontier)
-            results = pool.map(lambda u: _fetch_page(client, u, depth, max_page_bytes), frontier)
+            results = pool.map(lambda u: fetch_page_isolated(client, u, depth, max_page_bytes), frontier)
             next_level = set()
             for result in results:
                 if not isinstance(result, Page):
                     yield result
                     continue
-                found = page_links(result.html, result.url)
-                duplicate_of = duplicates.check(result, found.canonical)
                 # A duplicate's links are still followed: a wrong canonical (pagination naming
                 # page 1) must not hide the pages only it links to.
-                yield PageFailure(result.url, DropReason.CRAWL_DUPLICATE_PAGE, duplicate_of) if duplicate_of else result
+                outcome, links = visit_isolated(result, duplicates, hosts, same_host)
+                yield outcome
                 if depth < max_depth:
-                    for link in found.links:
-                        if link in seen or (same_host and urlsplit(link).netloc not in hosts):
-                            continue
-                        seen.add(link)
-                        next_level.add(link)
+                    fresh = [link for link in links if link not in seen]
+                    seen.update(fresh)
+                    next_level.update(fresh)
             frontier = sorted(next_level)
 
 
@@ -254,12 +301,30 @@ class FetchPages(beam.PTransform):
         self.client_settings = client_settings
 
     def expand(self, seeds):
+        keyed = seeds | "KeyByHost" >> beam.FlatMap(_keyed_seed).with_outputs("failures", main="keyed")
         results = (
-            seeds
-            | "NormalizeSeed" >> beam.Map(normalize_url)
-            | "KeyByHost" >> beam.Map(lambda u: (urlsplit(u).netloc, u))
+            keyed.keyed
             | "GroupByHost" >> beam.GroupByKey()
             | "CrawlHost" >> beam.ParDo(_CrawlHostFn(self.crawl_cfg, self.client_settings))
             .with_outputs("failures", main="pages")
         )
-        return results.pages, results.failures
+        failures = (keyed.failures, results.failures) | "AllPageFailures" >> beam.Flatten()
+        return results.pages, failures
+
+
+def seed_key_isolated(url: str):
+    """``(host, normalised URL)`` of a seed; an unexpected exception gives its ``PageFailure`` instead."""
+    try:
+        normal = normalize_url(url)
+        return urlsplit(normal).netloc, normal
+    except Exception as exc:  # one seed that trips a bug costs that seed, not the run
+        return _page_internal_error(str(url)[:300], exc)
+
+
+def _keyed_seed(url: str):
+    out = seed_key_isolated(url)
+    if isinstance(out, PageFailure):
+        metrics.inc_reason(out.reason)
+        yield beam.pvalue.TaggedOutput("failures", out)
+    else:
+        yield out

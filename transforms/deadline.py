@@ -10,6 +10,11 @@ or one body byte per second never times out. No well-kept library adds a wall
 clock deadline to a pooled ``requests`` session; the watchdog below does, with
 one daemon thread per client and a connection class that tells it which socket
 the current thread is waiting on.
+
+The same connection classes make their TCP connections through the SSRF guard
+(transforms/ssrf.py) when the adapter is given an ``AddressPolicy``: the address
+checked is the address connected to. Proxied requests use urllib3's own proxy
+connections (neither the watchdog nor the connect-time guard; see ssrf.py).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Iterator, Optional
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from transforms.ssrf import AddressPolicy, guarded
 
 _TICK_S = 0.05
 
@@ -113,16 +120,18 @@ def _watched(base: type) -> type:
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections report their socket to a Watchdog."""
+    """An HTTPAdapter whose connections report their socket to a Watchdog and, given a
+    ``policy``, connect only to addresses the SSRF guard allows."""
 
-    def __init__(self, watchdog: Watchdog, **kwargs):
-        self.watchdog = watchdog
+    def __init__(self, watchdog: Watchdog, policy: Optional[AddressPolicy] = None, **kwargs):
+        self.watchdog, self.policy = watchdog, policy
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        http_conn = type("Conn", (_watched(HTTPConnection),), {"watchdog": self.watchdog})
-        https_conn = type("Conns", (_watched(HTTPSConnection),), {"watchdog": self.watchdog})
+        attrs = {"watchdog": self.watchdog, "policy": self.policy}
+        http_conn = type("Conn", (_watched(guarded(HTTPConnection)),), attrs)
+        https_conn = type("Conns", (_watched(guarded(HTTPSConnection)),), attrs)
         http_pool = type("Pool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
         https_pool = type("Pools", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
         self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}

@@ -5,7 +5,18 @@ Input: ``Page`` records. Output: ``(pairs, rejected)`` — one ``AltPair`` per
 reason), and ``Rejection`` rows for images not worth a request:
 ``extract.data_uri`` (inline ``data:`` images), ``extract.bad_url`` (no usable
 http(s) source) and ``extract.tracker`` (declared 1x1 or smaller, or a known
-tracking-pixel URL, ``extract.tracker_patterns``).
+tracking-pixel URL, ``extract.tracker_patterns``). A page whose extraction
+raises an unexpected exception gives one ``extract.internal_error`` rejection
+keyed by the page (pipeline/faults.py: the detail names the exception and where).
+
+What the page declares about its images: a ``<meta name="robots">`` (or one named
+with ``fetch.user_agent``'s product token, ``wit-curator``; not another bot's) listing
+``noai`` or ``noimageai`` makes every pair of the page an ``extract.page_noai``
+rejection, ``<meta name="tdm-reservation" content="1">`` an ``extract.tdm_reserved``
+one (when ``fetch.respect_tdmrep``); images that were no pair keep their own reason
+(transforms/page_opt_out.py). Each pair's ``license`` is the licence the page declares
+for it (JSON-LD ImageObject, then its ``<figure>``'s, then the page's: transforms/license.py),
+"" when the page says nothing. Both read the tree only when the page's bytes mention them.
 
 Which URL: lazy-load attributes first (``data-lazy-src``, ``data-src``,
 ``data-original``: the script copies them into ``src``, whose own value is then
@@ -30,23 +41,27 @@ or sniffing (bs4's UnicodeDammit; transforms/html_text.py).
 Speed (bench/extract.py: at least 0.4x a bare lxml parse): one pass over the tree
 collects images, headings, base and title; pages without <figure> or a nested
 ``lang`` skip the per-image ancestor walk; heading text is read only when an image
-follows it.
+follows it. The page opt-out and licence step costs about 5% of it on the bench corpus (bytes
+scans of the page; the tree is read on the few pages that mention them).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 from urllib.parse import urljoin
 
 import apache_beam as beam
 from lxml import etree
 
-from pipeline import metrics
+from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, Page, Rejection, make_key
 from transforms.html_text import clean_text, decode_html, int_attr, parse_html, utf8_html
 from transforms.image_source import image_source, is_tracker, noscript_twins, resolve
+from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
+from transforms.license import absolute_url, may_declare_license, page_licenses
+from transforms.page_opt_out import may_opt_out, page_opt_out, user_agent_token
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +78,19 @@ class ExtractSpec:
     target_size: int = 256  # resize.image_size: the srcset candidate is chosen for it
     tracker_max_side: int = 1
     tracker_patterns: tuple = ()
+    bot_token: str = "wit-curator"  # fetch.user_agent's product token: <meta name="wit-curator" content="noai">
+    respect_tdmrep: bool = True  # fetch.respect_tdmrep: <meta name="tdm-reservation" content="1">
+    max_url_chars: int = MAX_URL_CHARS  # extract.max_url_chars: a longer image URL is extract.bad_url
 
 
-def extract_spec(extract_cfg, image_size: int) -> ExtractSpec:
-    """ExtractSpec from the ``extract`` config section and ``resize.image_size``."""
+def extract_spec(extract_cfg, image_size: int, fetch_cfg=None) -> ExtractSpec:
+    """ExtractSpec from the ``extract`` config section, ``resize.image_size`` and (for the page
+    opt-outs) the ``fetch`` section: ``user_agent``'s product token and ``respect_tdmrep``."""
+    opt_outs = {} if fetch_cfg is None else {"bot_token": user_agent_token(fetch_cfg.user_agent),
+                                             "respect_tdmrep": fetch_cfg.respect_tdmrep}
     return ExtractSpec(image_size, extract_cfg.tracker_max_side,
-                       tuple(p.lower() for p in extract_cfg.tracker_patterns))
+                       tuple(p.lower() for p in extract_cfg.tracker_patterns), **opt_outs,
+                       max_url_chars=extract_cfg.max_url_chars)
 
 
 def _ancestor_context(img, memo: dict) -> tuple[str, str]:
@@ -145,8 +167,22 @@ def _scan(doc) -> tuple[list, dict, dict]:
     return imgs, heading_of, first
 
 
+def _usable_base(url: str) -> bool:
+    """A base other URLs may be joined to: it parses (no bad IPv6 literal or port) and, when it is
+    http(s), names a host. Its length does not matter: its directory may still be short."""
+    if not parses(url):
+        return False
+    return not url.lower().startswith(("http:", "https:")) or url_problem(url, None) == ""
+
+
 def _page_base_and_title(first: dict, page_url: str) -> tuple[str, str]:
-    base = urljoin(page_url, first["base"].get("href").strip()) if "base" in first else page_url
+    """(the base URL, the <title>). A ``<base href>`` that does not parse is ignored (the page URL
+    stays the base); a page URL that does not either gives "" (only absolute sources resolve)."""
+    base = page_url if _usable_base(page_url) else ""
+    if "base" in first:
+        joined = join(base, first["base"].get("href").strip())
+        if joined and _usable_base(joined):
+            base = joined
     title = clean_text(first["title"].text_content(), 300) if "title" in first else ""
     return base, title
 
@@ -174,16 +210,25 @@ class _PageState:
         return self.heading_texts[heading]
 
 
+def _bad_url_detail(page: _PageState, src: str, max_chars: int) -> str:
+    """Why an image source gave no URL (rejections only: joins again to find out)."""
+    if not src:
+        return "no src"
+    problem = url_problem(join(page.base, src) or src, max_chars)
+    return f"{problem or 'no http(s) base to resolve against'}: src={src[:200]!r}"
+
+
 def _pair_or_rejection(img, position: int, page: _PageState, spec: ExtractSpec, twin) -> AltPair | Rejection:
     source = image_source(img, spec.target_size, page.has_picture)
     caption = clean_text(img.get("alt"), 2000)
     if twin is not None and not caption:
         caption = clean_text(twin.get("alt"), 2000)
     key = make_key(page.url, position)
-    absolute = resolve(page.base, page.base_dir, source.url) if not source.url.startswith("data:") else ""
+    data_uri = source.url.startswith("data:")
+    absolute = "" if data_uri else resolve(page.base, page.base_dir, source.url, spec.max_url_chars)
     if not absolute:
-        reason, detail = ((DropReason.EXTRACT_DATA_URI, source.url[:40]) if source.url.startswith("data:")
-                          else (DropReason.EXTRACT_BAD_URL, f"src={source.url[:200]!r}"))
+        reason, detail = ((DropReason.EXTRACT_DATA_URI, source.url[:40]) if data_uri
+                          else (DropReason.EXTRACT_BAD_URL, _bad_url_detail(page, source.url, spec.max_url_chars)))
         return Rejection.of(AltPair(key=key, page_url=page.url, image_url=source.url[:300], caption=caption,
                                     position=position), reason, detail)
     context = _context(img, page)
@@ -212,7 +257,8 @@ def extract_pairs(html: bytes, page_url: str, content_type: str = "",
         return [], []
     base, page_title = _page_base_and_title(first, page_url)
     base_dir = urljoin(base, ".")
-    uniform = _uniform_context(doc, "figure" in first, data.lower().count(b"lang"))
+    lowered = data.lower()  # for the cheap pre-checks: lang, opt-out metas, licences
+    uniform = _uniform_context(doc, "figure" in first, lowered.count(b"lang"))
     page = _PageState(page_url, base, base_dir if base_dir.startswith(("http://", "https://")) else "",
                       page_title, heading_of, "picture" in first, uniform, {})
     twins, lender = noscript_twins(imgs, base, spec.target_size) if "noscript" in first else (set(), {})
@@ -222,7 +268,50 @@ def extract_pairs(html: bytes, page_url: str, content_type: str = "",
             continue
         out = _pair_or_rejection(img, position, page, spec, lender.get(img))
         (rejected if isinstance(out, Rejection) else pairs).append(out)
+    return _page_says(doc, lowered, imgs, page, spec, pairs, rejected)
+
+
+def _urls_of(pair: AltPair, imgs: list, base: str) -> tuple:
+    """The URLs a JSON-LD ImageObject may name a pair's image by: the chosen source, the plain src."""
+    src = (imgs[pair.position].get("src") or "").strip()
+    return (pair.image_url, absolute_url(base, src)) if src and not src.startswith("data:") else (pair.image_url,)
+
+
+def _page_says(doc, lowered: bytes, imgs: list, page: _PageState, spec: ExtractSpec, pairs: list,
+               rejected: list) -> tuple[list, list]:
+    """What the page declares about its pairs: an opt-out refuses every one (images that were
+    no pair keep their reason); a licence is recorded on each (transforms/license.py). Both look
+    at the tree only when the page's bytes mention them."""
+    if not pairs:
+        return pairs, rejected
+    if may_opt_out(lowered, spec.respect_tdmrep):
+        verdict = page_opt_out(doc, spec.bot_token, spec.respect_tdmrep)
+        if verdict is not None:
+            return [], rejected + [Rejection.of(pair, *verdict) for pair in pairs]
+    if may_declare_license(lowered):
+        found = page_licenses(doc, page.base)
+        if not found.empty:
+            pairs = [replace(pair, license=found.for_image(imgs[pair.position], _urls_of(pair, imgs, page.base)))
+                     for pair in pairs]
     return pairs, rejected
+
+
+def page_internal_error(page: Page, exc: Exception) -> Rejection:
+    """The one rejection of a page whose extraction raised: ``extract.internal_error``, keyed by
+    the page (position -1: no ``<img>`` has it), counted as one extracted pair so that
+    ``pairs_extracted == kept + rejected`` still holds."""
+    reason = DropReason.EXTRACT_INTERNAL
+    key = make_key(page.url, -1)
+    return Rejection(key=key, stage=reason.stage, reason=reason.value,
+                     detail=faults.internal_error(reason, exc, page.url), page_url=page.url)
+
+
+def extract_isolated(page: Page, spec: ExtractSpec) -> tuple[list, list]:
+    """``extract_pairs`` of one page, with an unexpected exception as that page's one rejection."""
+    try:
+        return extract_pairs(page.html, page.url, page.content_type, spec)
+    except Exception as exc:  # a bug one page trips costs that page, not the run
+        return [], [page_internal_error(page, exc)]
 
 
 class _ExtractFn(beam.DoFn):
@@ -230,7 +319,7 @@ class _ExtractFn(beam.DoFn):
         self.spec = spec
 
     def process(self, page: Page):
-        pairs, rejected = extract_pairs(page.html, page.url, page.content_type, self.spec)
+        pairs, rejected = extract_isolated(page, self.spec)
         metrics.inc(metrics.Counter.PAIRS_EXTRACTED, len(pairs) + len(rejected))
         yield from pairs
         for rej in rejected:

@@ -11,6 +11,11 @@ given; rejections with ``fetch.timeout``, ``fetch.connect``, ``fetch.dns``,
 ``fetch.incomplete_body``, ``fetch.bad_url`` — and, with resizing, the
 ``image.*`` reasons of transforms/resize.py.
 
+Internal errors (pipeline/faults.py): an unexpected exception while one pair is
+downloaded is that pair's ``fetch.internal_error`` (the HostScheduler hands the
+failed pair back and frees its host's slot); one while its image is decoded or
+resized is ``image.internal_error``. The detail names the exception and where.
+
 Shape: pairs are keyed by host and grouped, so each host is fetched by one
 worker, where a HostScheduler caps its concurrency (``fetch.per_host_concurrency``)
 and the client spaces its requests (Crawl-delay): per-host limits are global,
@@ -34,7 +39,7 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline import metrics
+from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, FetchedImage, Rejection, ResizedImage
 from transforms import http_client
 from transforms.fetch_scheduler import HostScheduler
@@ -60,6 +65,9 @@ _FETCH_REASONS = {
     http_client.BAD_RESPONSE: DropReason.FETCH_BAD_RESPONSE,
     http_client.INCOMPLETE: DropReason.FETCH_INCOMPLETE,
     http_client.BAD_URL: DropReason.FETCH_BAD_URL,
+    http_client.ROBOTS_UNAVAILABLE: DropReason.FETCH_ROBOTS_UNAVAILABLE,
+    http_client.HOST_TOO_SLOW: DropReason.FETCH_HOST_TOO_SLOW,
+    http_client.TDM_RESERVED: DropReason.FETCH_TDM_RESERVED,
 }
 
 # (magic, MIME) of the formats Pillow decodes for us.
@@ -127,11 +135,32 @@ def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPa
     if spec is None or isinstance(out, Rejection):
         return out
     with slots or contextlib.nullcontext():
-        return resize_fetched(out, spec, pool)
+        return resize_isolated(out, spec, pool)
+
+
+def resize_isolated(fetched: FetchedImage, spec: ResizeSpec, pool=None):
+    """``resize_fetched``, with an unexpected exception as this image's ``image.internal_error``."""
+    try:
+        return resize_fetched(fetched, spec, pool)
+    except Exception as exc:  # a bug one image trips costs that image, not the run
+        return Rejection.of(fetched.pair, DropReason.IMAGE_INTERNAL,
+                            faults.internal_error(DropReason.IMAGE_INTERNAL, exc, fetched.pair.image_url))
+
+
+def download_failed(pair: AltPair, exc: Exception) -> Rejection:
+    """The HostScheduler's stand-in for a pair whose fetch raised: ``fetch.internal_error``."""
+    return Rejection.of(pair, DropReason.FETCH_INTERNAL,
+                        faults.internal_error(DropReason.FETCH_INTERNAL, exc, pair.image_url))
 
 
 def host_of(pair: AltPair) -> str:
-    return urlsplit(pair.image_url).netloc.lower()
+    """The grouping key of a pair's download: the URL's netloc. Never raises: a URL
+    ``urlsplit`` refuses (a bad IPv6 literal) groups under its raw authority and
+    is then refused by the client as ``fetch.bad_url``."""
+    try:
+        return urlsplit(pair.image_url).netloc.lower()
+    except ValueError:
+        return pair.image_url.partition("://")[2].partition("/")[0].lower()
 
 
 def decode_slots() -> int:
@@ -169,7 +198,7 @@ class _FetchHostsFn(beam.DoFn):
         self.pool = _image_pool(self.processes) if self.resize is not None else None
         slots = threading.BoundedSemaphore(self.processes or decode_slots())
         self.scheduler = HostScheduler(lambda p: fetch_and_resize(self.client, self.resize, p, self.pool, slots),
-                                       self.concurrency, self.per_host)
+                                       self.concurrency, self.per_host, on_error=download_failed)
 
     def teardown(self):
         if self.scheduler is not None:
@@ -247,4 +276,7 @@ def client_settings(fetch_cfg, pool_size: Optional[int] = None) -> ClientSetting
         guard_exempt=tuple(fetch_cfg.private_network_allowlist),
         min_interval_s=fetch_cfg.per_host_min_interval_s,
         pool_size=pool_size or fetch_cfg.concurrency,
+        max_host_delay_s=fetch_cfg.max_host_delay_s,
+        respect_tdmrep=fetch_cfg.respect_tdmrep,
+        robots_cache_s=fetch_cfg.robots_cache_s,
     )

@@ -7,6 +7,13 @@ for any one host; hosts take turns, so one big host cannot starve the rest.
 Items are pulled from each host's iterable lazily, so a host with a million
 URLs costs memory for the ones in flight only.
 
+An item whose call raises an ``Exception`` costs that item only: with
+``on_error`` the scheduler hands ``(item, exc)`` to it (in the caller's thread)
+and yields what it returns in place of the result, and the host's in-flight
+count is released as for any finished call. Without ``on_error`` the exception
+is re-raised in the caller's thread. ``BaseException`` (KeyboardInterrupt,
+SystemExit) is always re-raised.
+
 Why by hand: a thread pool gives the concurrency (downloads wait on sockets,
 Pillow releases the GIL while it decodes and resizes) but has no notion of a
 per-host limit; politeness needs one. Spacing between requests to a host (robots
@@ -18,14 +25,16 @@ from __future__ import annotations
 import queue
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 
 class HostScheduler:
     """Feed host groups with ``add``; collect results with ``ready``/``wait_one``/``drain``."""
 
-    def __init__(self, fn: Callable[[Any], Any], total: int, per_host: int):
+    def __init__(self, fn: Callable[[Any], Any], total: int, per_host: int,
+                 on_error: Optional[Callable[[Any, Exception], Any]] = None):
         self.fn = fn
+        self.on_error = on_error
         self.total = max(1, total)
         self.per_host = max(1, per_host)
         self.pool = ThreadPoolExecutor(max_workers=self.total, thread_name_prefix="wit-fetch")
@@ -88,10 +97,19 @@ class HostScheduler:
     def _run(self, host: str, item: Any) -> None:
         try:
             result = self.fn(item)
+        except Exception as exc:  # one item's failure: handed to the caller's thread with the item
+            self._done.put((host, _Failed(item, exc)))
+            return
         except BaseException as exc:  # handed to the caller's thread, re-raised there
             self._done.put((host, _Raised(exc)))
             return
         self._done.put((host, result))
+
+    def _failed(self, failed: "_Failed") -> Any:
+        """The stand-in result of an item whose call raised (on_error's), or the exception again."""
+        if self.on_error is None:
+            raise failed.exc
+        return self.on_error(failed.item, failed.exc)
 
     def _collect(self, block: bool):
         try:
@@ -105,6 +123,8 @@ class HostScheduler:
         self._dispatch()
         if isinstance(result, _Raised):
             raise result.exc
+        if isinstance(result, _Failed):
+            return True, self._failed(result)
         return True, result
 
     def ready(self) -> Iterator[Any]:
@@ -132,15 +152,20 @@ class _Raised:
         self.exc = exc
 
 
+class _Failed:
+    def __init__(self, item: Any, exc: Exception):
+        self.item, self.exc = item, exc
+
+
 def _chain(a: Iterator, b: Iterator) -> Iterator:
     yield from a
     yield from b
 
 
 def run_all(fn: Callable[[Any], Any], groups: Iterable[tuple[str, Iterable[Any]]],
-            total: int, per_host: int) -> list:
+            total: int, per_host: int, on_error: Optional[Callable[[Any, Exception], Any]] = None) -> list:
     """Convenience: every result of ``fn`` over all groups (completion order)."""
-    scheduler = HostScheduler(fn, total, per_host)
+    scheduler = HostScheduler(fn, total, per_host, on_error)
     try:
         for host, items in groups:
             scheduler.add(host, items)

@@ -3,7 +3,10 @@
 Input: ``ResizedImage``. Output: the same ``ResizedImage`` with ``phash`` (16 hex
 digits) and ``colour_sig`` (24 hex digits) set. Nothing is dropped; an image whose
 bytes do not decode (a bug upstream: these are our own re-encoded bytes) keeps
-both empty and is skipped by near-duplicate dedupe, with a warning.
+both empty and is skipped by near-duplicate dedupe, with a warning. So does an
+image whose hashing raises an unexpected exception: it is logged with its
+traceback and counted as ``image.internal_error`` (a Beam counter; not a
+rejection, since this stage drops nothing) — one image's bug does not stop the run.
 
 pHash: greyscale 32x32 Lanczos thumbnail (after an integer box reduction, Pillow's
 ``reducing_gap``), mean removed and multiplied by a sine
@@ -36,7 +39,8 @@ import apache_beam as beam
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.records import ResizedImage, ScoredImage
+from pipeline import faults, metrics
+from pipeline.records import DropReason, ResizedImage, ScoredImage
 from transforms.image_store import image_bytes
 from transforms.imaging import ResizeSpec, target_size
 from transforms.phash import DCT_SIDE, HASH_BITS, HASH_SIDE, colour_signature, phash_image  # noqa: F401
@@ -99,8 +103,18 @@ def with_hashes(record, spec: Optional[ResizeSpec]):
         return replace(record, image=with_hashes(record.image, spec))
     if record.phash and record.colour_sig:
         return record
-    phash, colour = hash_resized(record, spec)
+    phash, colour = hash_isolated(record, spec)
     return replace(record, phash=phash, colour_sig=colour)
+
+
+def hash_isolated(image: ResizedImage, spec: Optional[ResizeSpec]) -> tuple[str, str]:
+    """``hash_resized``; an unexpected exception leaves the image unhashed, logged and counted."""
+    try:
+        return hash_resized(image, spec)
+    except Exception as exc:  # reads this image's bytes (maybe from a spill file): one image, not the run
+        faults.internal_error(DropReason.IMAGE_INTERNAL, exc, image.pair.key)
+        metrics.inc_reason(DropReason.IMAGE_INTERNAL)
+        return "", ""
 
 
 class HashImages(beam.PTransform):

@@ -11,19 +11,33 @@ then a guess. bs4's UnicodeDammit does the declared and sniffed steps (the
 card's tool for this); before its statistical guess, which is slow, bytes that
 are valid UTF-8 are taken as UTF-8 (what browsers do for an undeclared page), and
 the guess for other undeclared pages is made on their text without the markup.
+
+Deep pages are parsed completely. libxml2 stops building the tree at depth 256 (2,048 with
+``huge_tree``) and silently drops everything after: every ``<img>`` and ``<a>`` past a few
+hundred unclosed tags was lost. The parser runs with ``huge_tree``; a page deeper still is
+parsed again through lxml's event interface (which has no depth limit) into the same tree,
+except that elements past ``MAX_DEPTH`` become siblings at that depth instead of children
+(Blink does the same past 512). The tree's depth stays bounded, so no walk over it, C or
+Python, can exhaust a stack.
+
+Numbers in attributes (``width="300"``) are read with ASCII-only patterns and a bounded
+length: ``str.isdigit()`` accepts "²" and "３", which ``int()`` rejects or misreads.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import threading
 from typing import Optional
 
 import lxml.html
 from bs4 import UnicodeDammit
 from lxml import etree
 
-_PARSER = lxml.html.HTMLParser(encoding="utf-8")
+MAX_DEPTH = 2048  # libxml2's own limit with huge_tree: deeper elements become siblings
+_PIXELS = re.compile(r"[0-9]{1,9}")  # ASCII digits only; 9 keep int() cheap and the value sane
+_LOCAL = threading.local()  # one parser per thread: its error log tells whether the tree is whole
 _TAGS = re.compile(rb"<[^>]*>")
 _SNIFF_BYTES = 65536
 _PRESCAN_BYTES = 1024
@@ -43,7 +57,7 @@ def int_attr(value: Optional[str]) -> Optional[int]:
     if not value:
         return None
     digits = value.strip().lower().removesuffix("px")
-    return int(digits) if digits.isdigit() else None
+    return int(digits) if _PIXELS.fullmatch(digits) else None
 
 
 def _header_charset(content_type: str) -> list[str]:
@@ -119,12 +133,78 @@ def utf8_html(html: bytes, content_type: str = "") -> bytes:
     return text.encode("utf-8", errors="replace")
 
 
+def _new_parser():
+    """The parser of every page: UTF-8 input (the charset is settled before), no 256-level limit."""
+    return lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
+
+
+def _parser():
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = _new_parser()
+    return parser
+
+
+def _too_deep(parser) -> bool:
+    """Whether the last parse stopped at libxml2's depth limit (the rest of the page is missing)."""
+    return any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in parser.error_log)
+
+
+class _CappedTreeBuilder:
+    """Parser target: lxml's TreeBuilder, except that an element opened ``MAX_DEPTH`` levels deep
+    closes the deepest open one first and takes its place (a sibling, not a child)."""
+
+    def __init__(self, parser):
+        self._builder = etree.TreeBuilder(parser=parser)
+        self._open: list = []  # tags of the elements really open
+        self._flattened = 0  # elements opened past the limit and not yet closed
+
+    def start(self, tag, attrib):
+        if len(self._open) >= MAX_DEPTH:
+            self._builder.end(self._open.pop())
+            self._flattened += 1
+        self._open.append(tag)
+        self._builder.start(tag, attrib)
+
+    def end(self, tag):
+        if self._flattened:
+            self._flattened -= 1
+        elif self._open:
+            self._builder.end(self._open.pop())
+
+    def data(self, text):
+        self._builder.data(text)
+
+    def comment(self, text):
+        self._builder.comment(text)
+
+    def pi(self, target, data=None):
+        self._builder.pi(target, data)
+
+    def close(self):
+        while self._open:
+            self._builder.end(self._open.pop())
+        return self._builder.close()
+
+
+def _parse_capped(data: bytes):
+    """The whole page of a document deeper than libxml2 builds: events into ``_CappedTreeBuilder``."""
+    lookup = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)  # for HtmlElement classes
+    target = _CappedTreeBuilder(lookup)
+    events = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True, target=target)
+    return etree.fromstring(data, events)
+
+
 def parse_html(text: str | bytes):
     """An lxml.html document of decoded text (or UTF-8 bytes); None when there is nothing to parse."""
     # As UTF-8 bytes: lxml refuses str input that carries an XML encoding declaration,
     # and the charset question is settled already (the parser is told UTF-8).
     data = text.encode("utf-8", errors="replace") if isinstance(text, str) else text
+    parser = _parser()
     try:
-        return lxml.html.document_fromstring(data, parser=_PARSER)
+        doc = lxml.html.document_fromstring(data, parser=parser)
     except (etree.ParserError, ValueError):
         return None
+    if _too_deep(parser):
+        doc = _parse_capped(data)
+    return doc

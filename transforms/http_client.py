@@ -5,18 +5,38 @@ failure kind (``TIMEOUT``, ``DNS``, ``TLS``, ``HTTP_4XX``, ...) that each stage
 maps to its own ``DropReason`` — with a detail string. Never raises for I/O.
 
 For every request, on every redirect hop:
-- SSRF guard: the host is resolved (and cached) and loopback, private,
-  link-local, multicast and reserved addresses are refused unless
-  ``allow_private_networks`` (or the host:port is in ``guard_exempt``).
-- robots.txt fetched once per origin and cached, with its Crawl-delay.
+- SSRF guard (transforms/ssrf.py): every address that is not globally routable
+  is refused (``PRIVATE``) unless ``allow_private_networks`` (or the host:port is
+  in ``guard_exempt``). Checked where the socket is made: the connection resolves
+  the name once, refuses it if any answer is refused, connects only to what it
+  checked and checks the connected peer again (no DNS rebinding). A pre-check
+  here (cached resolution) fails early with a clear detail, and runs on every
+  redirect hop. Behind an environment proxy only this pre-check applies, best
+  effort: the proxy is trusted as configured (see ssrf.py).
+- robots.txt to RFC 9309 (transforms/robots.py, Protego): fetched once per origin
+  per worker process and shared by every client there, cached
+  ``robots_cache_s`` (5 minutes when it was unavailable). 4xx = allow all; 5xx
+  and unreachable = complete disallow (``ROBOTS_UNAVAILABLE``).
+- TDMRep (transforms/tdmrep.py), with ``respect_tdmrep``: the origin's
+  ``/.well-known/tdmrep.json`` (cached like robots.txt) refuses a reserved URL
+  before its request is sent, a ``tdm-reservation: 1`` response header before
+  its body is read (``TDM_RESERVED``).
 - Per-host spacing: requests to one host start at least ``min_interval`` (or the
-  robots Crawl-delay) apart.
-- ``X-Robots-Tag: noai`` / ``noimageai`` checked from the headers, before the body.
+  robots Crawl-delay) apart; a Retry-After defers the host's next start.
+- Bounded waits: a Crawl-delay above ``max_host_delay_s`` fails every request to
+  the host at once (``HOST_TOO_SLOW``, no sleep); a Retry-After above it fails
+  that request and marks the host too slow for the rest of the process (until the
+  Retry-After has passed, at most ``robots_cache_s``). No sleep is longer than
+  ``max_host_delay_s`` per request queued ahead for the host.
+- ``X-Robots-Tag: noai`` / ``noimageai`` checked from the headers, before the
+  body, scoped to our product token (``otherbot: noai`` is not for us).
+- Numbers in headers (Content-Length, Retry-After) are read with ASCII-only
+  patterns; garbage is ignored, never raised.
 - Connect/read timeouts plus a total deadline enforced on the socket
   (transforms/deadline.py); the body streamed under a byte cap
   (Content-Length checked first, then counted, after any Content-Encoding).
 Retries with exponential backoff and jitter on connection errors, 429 and 5xx,
-honouring Retry-After. Created in ``DoFn.setup()``: it holds a connection pool.
+honouring Retry-After (up to ``max_host_delay_s``). Created in ``DoFn.setup()``: it holds a connection pool.
 
 Requests are prepared here and sent through requests' pooled HTTPAdapter; the
 environment's proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundle
@@ -27,22 +47,24 @@ request every time.
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
 import logging
 import os
 import random
 import socket
 import threading
 import time
-import urllib.robotparser
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from transforms import response_headers, robots, ssrf, tdmrep
 from transforms.deadline import DeadlineAdapter, Watchdog
+from transforms.ssrf import is_blocked_address  # noqa: F401  (re-exported: the address policy lives in ssrf)
+# Re-exported: header parsing lives in response_headers (warc.py and tests import them from here).
+from transforms.response_headers import (NOAI_DIRECTIVES, declared_length, noai_directive,  # noqa: F401
+                                         parse_retry_after)
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +73,15 @@ TIMEOUT, CONNECT, DNS, TLS, HTTP_4XX, HTTP_5XX = "timeout", "connect", "dns", "t
 TOO_LARGE, ROBOTS, NOAI, PRIVATE = "too_large", "robots_disallowed", "noai", "private_address"
 REDIRECT_LOOP, TOO_MANY_REDIRECTS = "redirect_loop", "too_many_redirects"
 BAD_URL, BAD_RESPONSE, INCOMPLETE, ERROR = "bad_url", "bad_response", "incomplete_body", "error"
+# robots.txt 5xx/unreachable (RFC 9309: complete disallow); Crawl-delay or Retry-After
+# above max_host_delay_s; a TDMRep reservation (header or tdmrep.json).
+ROBOTS_UNAVAILABLE, HOST_TOO_SLOW, TDM_RESERVED = "robots_unavailable", "host_too_slow", "tdm_reserved"
 
-NOAI_DIRECTIVES = frozenset({"noai", "noimageai"})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_MAX_RETRY_AFTER_S = 30.0
-_ROBOTS_MAX_BYTES = 500_000
+_MAX_BACKOFF_S = 30.0  # exponential backoff without a Retry-After
 _READ_CHUNK = 1 << 20
+_DNS_CACHE_MAX = 100_000  # names kept by the SSRF pre-check's resolver cache
+_ROBOTS_MAX_BYTES = robots.ROBOTS_MAX_BYTES  # (a parameter of _finish is named robots)
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,9 @@ class ClientSettings:
     guard_exempt: tuple = ()  # "host:port" entries the SSRF guard lets through
     min_interval_s: float = 0.0  # per host, between request starts
     pool_size: int = 32
+    max_host_delay_s: float = 120.0  # a Crawl-delay / Retry-After above this: HOST_TOO_SLOW, no wait
+    respect_tdmrep: bool = True  # tdm-reservation header and /.well-known/tdmrep.json
+    robots_cache_s: float = 86400.0  # lifetime of a robots.txt / tdmrep.json answer in this process
 
 
 @dataclass(frozen=True)
@@ -100,39 +128,9 @@ class _Failure(Exception):
         self.final = final  # not worth a retry (a server that blew the total deadline)
 
 
-def is_blocked_address(address: str) -> bool:
-    """True for addresses an SSRF guard refuses (loopback, private, link-local, …)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified)
-
-
-def noai_directive(header_value: str) -> Optional[str]:
-    """The first noai-style directive in an ``X-Robots-Tag`` value, if any.
-
-    Handles ``noai``, ``noai, noimageai`` and agent-scoped ``otherbot: noai``.
-    """
-    for part in header_value.replace(";", ",").split(","):
-        token = part.split(":")[-1].strip().lower()
-        if token in NOAI_DIRECTIVES:
-            return token
-    return None
-
-
-def parse_retry_after(value: str) -> Optional[float]:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _delay_too_long(delay: float, limit: float) -> bool:
+    """The bound on waits: a host asking for more than ``limit`` seconds is not waited for."""
+    return delay > limit
 
 
 def classify_exception(exc: requests.RequestException) -> tuple[str, str]:
@@ -168,7 +166,8 @@ class HttpClient:
         # on every call, about 1 ms of GIL-held CPU per image. What the
         # environment says is read here once instead: CA bundle now, proxies
         # once per origin.
-        self._adapter = DeadlineAdapter(self.watchdog, pool_connections=settings.pool_size,
+        self._policy = ssrf.AddressPolicy.of(settings.allow_private_networks, settings.guard_exempt)
+        self._adapter = DeadlineAdapter(self.watchdog, self._policy, pool_connections=settings.pool_size,
                                         pool_maxsize=settings.pool_size)
         self._headers = requests.structures.CaseInsensitiveDict(
             {"User-Agent": settings.user_agent, "Accept-Encoding": "identity",  # images are compressed
@@ -176,8 +175,6 @@ class HttpClient:
         self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict] = {}
         self._dns: dict[str, list[str]] = {}
-        self._robots: dict[str, Optional[urllib.robotparser.RobotFileParser]] = {}
-        self._robots_locks: dict[str, threading.Lock] = {}
         self._next_slot: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -188,91 +185,155 @@ class HttpClient:
     # -- guards -------------------------------------------------------------
 
     def _resolve(self, host: str) -> list[str]:
+        """The addresses of a name, for the pre-check (cached; the connection resolves again and
+        checks what it connects to, so a stale or rebound entry here opens nothing)."""
         with self._lock:
             cached = self._dns.get(host)
         if cached is not None:
             return cached
         try:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise _Failure(DNS, f"{host}: {exc}") from None
+        except socket.gaierror as exc:
+            raise _Failure(DNS, f"{host[:200]}: {exc}") from None
+        except (OSError, ValueError) as exc:  # a NUL, a bad IDNA label, an over-long name
+            raise _Failure(BAD_URL, f"host {host[:200]!r}: {exc}") from None
         addresses = sorted({info[4][0] for info in infos})
         with self._lock:
+            if len(self._dns) >= _DNS_CACHE_MAX:
+                self._dns.clear()  # long runs meet millions of hosts: bounded, not LRU
             self._dns[host] = addresses
         return addresses
 
+    def _check_address(self, parts) -> None:
+        """The SSRF pre-check of one hop: the host's addresses, refused ones failing ``PRIVATE``."""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if self._policy.unguarded(parts.hostname, port):
+            return
+        literal = ssrf.parse_address(parts.hostname)
+        if literal is not None:
+            addresses = [parts.hostname]
+        elif requests.utils.select_proxy(parts.geturl(), self._proxies_for(parts.geturl())):
+            # The proxy resolves the name and is the peer: check what we can see, best effort.
+            try:
+                addresses = self._resolve(parts.hostname)
+            except _Failure:
+                return
+        else:
+            addresses = self._resolve(parts.hostname)
+        detail = ssrf.refused_among(parts.hostname, addresses)
+        if detail:
+            raise _Failure(PRIVATE, detail)
+
     def _check_url(self, url: str, check_robots: bool = True) -> None:
-        parts = urlsplit(url)
-        try:
-            port = parts.port
-        except ValueError:
-            raise _Failure(BAD_URL, f"bad port in {url[:200]!r}") from None
+        parts = _split(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _Failure(BAD_URL, f"unsupported url {url[:200]!r}")
-        exempt = f"{parts.hostname}:{port or (443 if parts.scheme == 'https' else 80)}"
-        if not self.settings.allow_private_networks and exempt not in self.settings.guard_exempt:
-            # The guard resolves the name itself; urllib3 resolves again when it
-            # connects (the DNS cache above narrows, not closes, that window).
-            blocked = [a for a in self._resolve(parts.hostname) if is_blocked_address(a)]
-            if blocked:
-                raise _Failure(PRIVATE, f"{parts.hostname} resolves to {blocked[0]}")
-        if check_robots and self.settings.respect_robots and not self.allowed_by_robots(url):
-            raise _Failure(ROBOTS, f"robots.txt disallows {parts.path or '/'}")
+        self._check_address(parts)
+        if check_robots:
+            self._check_site_policy(url)
 
-    def _robots_for(self, url: str) -> Optional[urllib.robotparser.RobotFileParser]:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        with self._lock:
-            lock = self._robots_locks.setdefault(origin, threading.Lock())
-        with lock:  # one fetch per origin, even when many threads ask at once
-            if origin not in self._robots:
-                self._robots[origin] = self._load_robots(origin)
-            return self._robots[origin]
+    @property
+    def agent(self) -> str:
+        """Our product token (robots.txt groups, X-Robots-Tag scopes)."""
+        return robots.product_token(self.settings.user_agent)
+
+    def _check_site_policy(self, url: str) -> None:
+        """What the URL's origin said in robots.txt and tdmrep.json, before a request is sent."""
+        if self.settings.respect_robots:
+            policy = self._robots_for(url)
+            if policy.is_unavailable:
+                raise _Failure(ROBOTS_UNAVAILABLE, policy.detail)
+            if not policy.allows(url):
+                raise _Failure(ROBOTS, f"robots.txt disallows {_path(url)[:200]}")
+        if self.settings.respect_tdmrep:
+            rule = self._tdm_rules_for(url).reserving_rule(url)
+            if rule is not None:
+                policy_text = f"; tdm-policy {rule.policy}" if rule.policy else ""
+                raise _Failure(TDM_RESERVED, f"tdmrep.json location {rule.location!r} reserves TDM{policy_text}")
+
+    def _robots_for(self, url: str) -> robots.RobotsPolicy:
+        """The robots.txt policy of the URL's origin, from the process-wide cache (one fetch per origin)."""
+        origin, agent = _origin(url), self.agent
+        return robots.CACHE.get(("robots.txt", origin, agent), lambda: robots.policy_from(
+            self._fetch_site_file(origin + "/robots.txt", True), agent, self.settings.robots_cache_s))
 
     def allowed_by_robots(self, url: str) -> bool:
-        parser = self._robots_for(url)
-        return True if parser is None else parser.can_fetch(self.settings.user_agent, url)
+        policy = self._robots_for(url)
+        return not policy.is_unavailable and policy.allows(url)
 
     def crawl_delay(self, url: str) -> float:
         """The robots.txt Crawl-delay for our user agent (0 when none)."""
         if not self.settings.respect_robots:
             return 0.0
-        parser = self._robots_for(url)
-        delay = parser.crawl_delay(self.settings.user_agent) if parser is not None else None
-        return float(delay or 0.0)
+        return self._robots_for(url).crawl_delay()
 
-    def _load_robots(self, origin: str) -> Optional[urllib.robotparser.RobotFileParser]:
-        """robots.txt of an origin; None (allow all) when absent or unreachable."""
+    def _tdm_rules_for(self, url: str) -> tdmrep.TdmRules:
+        origin = _origin(url)
+        return robots.CACHE.get(("tdmrep.json", origin), lambda: tdmrep.rules_from(
+            self._fetch_site_file(origin + tdmrep.TDMREP_PATH, tdmrep.TDMREP_MAX_BYTES + 1),
+            self.settings.robots_cache_s))
+
+    def _fetch_site_file(self, url: str, cap) -> FetchResult:
+        """A site file (robots.txt: ``cap`` True; else its byte cap): redirects followed and
+        SSRF-checked, no robots/TDM checks of its own, the body cut at the cap. No retries."""
         try:
-            result = self._get_following_redirects(origin + "/robots.txt", False, robots=True)
+            return self._get_following_redirects(url, False, robots=cap)
         except _Failure as failure:
-            if failure.status in (401, 403):
-                parser = urllib.robotparser.RobotFileParser()
-                parser.disallow_all = True
-                return parser
-            log.debug("robots.txt of %s unavailable: %s", origin, failure.detail)
-            return None
-        parser = urllib.robotparser.RobotFileParser()
-        parser.parse(result.data.decode("utf-8", errors="replace").splitlines())
-        return parser
+            log.debug("%s: %s %s", url[:200], failure.kind, failure.detail)
+            return FetchResult(False, url, status=failure.status, failure=failure.kind, detail=failure.detail[:300])
 
     def _wait_for_slot(self, url: str) -> None:
-        """Space requests to one host by max(min_interval, Crawl-delay)."""
-        interval = max(self.settings.min_interval_s, self.crawl_delay(url))
-        if interval <= 0:
-            return
-        host = urlsplit(url).netloc
+        """Space requests to one host by max(min_interval, Crawl-delay), or refuse a host too slow.
+
+        robots.txt and tdmrep.json are loaded here, before the request's total
+        deadline starts. Each caller reserves the next free start, so a wait is at
+        most (requests queued ahead for the host) x the interval, each interval at
+        most ``max_host_delay_s``.
+        """
+        parts = _split(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return  # not fetchable: _check_url says why, no site file is asked for
+        host = _host_key(url)
+        marked = robots.SLOW_HOSTS.reason(host)
+        if marked:
+            raise _Failure(HOST_TOO_SLOW, marked, final=True)
+        delay = self.crawl_delay(url)
+        if _delay_too_long(delay, self.settings.max_host_delay_s):
+            raise _Failure(HOST_TOO_SLOW, f"robots.txt Crawl-delay {delay:g} s > fetch.max_host_delay_s "
+                                          f"{self.settings.max_host_delay_s:g} s", final=True)
+        if self.settings.respect_tdmrep:
+            self._tdm_rules_for(url)
+        interval = max(self.settings.min_interval_s, delay)
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_slot.get(host, 0.0))
-            self._next_slot[host] = start + interval
+            if interval > 0 or start > now:
+                self._next_slot[host] = start + interval
         if start > now:
             time.sleep(start - now)
 
     def next_slot(self, url: str) -> float:
         """When (monotonic) the next request to this URL's host may start."""
         with self._lock:
-            return self._next_slot.get(urlsplit(url).netloc, 0.0)
+            return self._next_slot.get(_host_key(url), 0.0)
+
+    def _defer_host(self, url: str, seconds: float) -> None:
+        """A Retry-After: no request to this host starts before ``seconds`` from now."""
+        host = _host_key(url)
+        with self._lock:
+            self._next_slot[host] = max(self._next_slot.get(host, 0.0), time.monotonic() + seconds)
+
+    def _too_slow_after(self, url: str, failure: "_Failure") -> Optional[str]:
+        """A Retry-After above max_host_delay_s: the host is marked too slow; the detail, else None."""
+        if failure.retry_after is None or failure.status not in _RETRY_STATUSES:
+            return None
+        limit = self.settings.max_host_delay_s
+        if not _delay_too_long(failure.retry_after, limit):
+            return None
+        detail = f"HTTP {failure.status} Retry-After {failure.retry_after:g} s > fetch.max_host_delay_s {limit:g} s"
+        robots.SLOW_HOSTS.mark(_host_key(url), min(failure.retry_after, self.settings.robots_cache_s),
+                               f"earlier {detail}: the host is skipped until then")
+        return detail
 
     # -- fetching -----------------------------------------------------------
 
@@ -284,13 +345,22 @@ class HttpClient:
                 self._wait_for_slot(url)
                 return self._get_following_redirects(url, check_noai)
             except _Failure as failure:
+                slow = self._too_slow_after(url, failure)
+                if slow is not None:
+                    return FetchResult(False, url, status=failure.status, failure=HOST_TOO_SLOW, detail=slow)
+                waits = failure.retry_after is not None and failure.status in _RETRY_STATUSES
+                if waits:
+                    # The server's wait, never shorter (jitter only adds), for every later
+                    # request to the host, this one's retry included: _wait_for_slot sleeps.
+                    self._defer_host(url, min(self.settings.max_host_delay_s,
+                                              failure.retry_after * (1.0 + 0.25 * random.random())))
                 retriable = not failure.final and (failure.kind in (CONNECT, TIMEOUT, INCOMPLETE)
                                                    or failure.status in _RETRY_STATUSES)
                 if not retriable or attempt == attempts - 1:
                     return FetchResult(False, url, status=failure.status,
                                        failure=failure.kind, detail=failure.detail[:300])
-                delay = failure.retry_after if failure.retry_after is not None else 0.5 * 2 ** attempt
-                time.sleep(min(_MAX_RETRY_AFTER_S, delay) * (0.75 + 0.5 * random.random()))
+                if not waits:
+                    time.sleep(min(_MAX_BACKOFF_S, 0.5 * 2 ** attempt) * (0.75 + 0.5 * random.random()))
         raise AssertionError("unreachable")
 
     def _get_following_redirects(self, url: str, check_noai: bool, robots: bool = False) -> FetchResult:
@@ -305,7 +375,7 @@ class HttpClient:
                     if not resp.is_redirect:
                         return self._finish(url, current, resp, check_noai, deadline, scope, robots)
                     location = resp.headers.get("Location", "")
-                    nxt = urljoin(current, location)
+                    nxt = _join_location(current, location)
                     if not location or nxt in seen:
                         raise _Failure(REDIRECT_LOOP, f"redirect loop at {nxt[:200]}", resp.status_code)
                     seen.add(nxt)
@@ -337,6 +407,9 @@ class HttpClient:
                 prep, stream=True, verify=self._verify, proxies=self._proxies_for(url),
                 timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s))
         except requests.RequestException as exc:
+            refused = ssrf.refusal_in(exc)
+            if refused is not None:  # the connect-time guard (transforms/ssrf.py)
+                raise _Failure(PRIVATE, refused.detail, final=True) from None
             if scope.expired:
                 raise _Failure(TIMEOUT, "total deadline exceeded before the response headers", final=True) from None
             raise _Failure(*classify_exception(exc)) from None
@@ -345,18 +418,33 @@ class HttpClient:
         status = resp.status_code
         if status >= 400:
             kind = HTTP_4XX if status < 500 else HTTP_5XX
-            raise _Failure(kind, f"HTTP {status}", status, parse_retry_after(resp.headers.get("Retry-After", "")))
-        if check_noai and self.settings.respect_noai:
-            directive = noai_directive(resp.headers.get("X-Robots-Tag", ""))
-            if directive:
-                raise _Failure(NOAI, f"X-Robots-Tag: {directive}", status)
-        cap = _ROBOTS_MAX_BYTES if robots else self.settings.max_bytes
-        data = self._read_body(resp, deadline, scope, cap)
+            retry_after = response_headers.parse_retry_after(resp.headers.get("Retry-After", ""))
+            raise _Failure(kind, f"HTTP {status}", status, retry_after)
+        if robots:  # a site file (robots.txt, tdmrep.json): no opt-out checks, cut at its cap
+            # +1: a body longer than the RFC's 500 KiB is seen to be longer (and cut at a line end).
+            cap = _ROBOTS_MAX_BYTES + 1 if robots is True else int(robots)
+            data = self._read_body(resp, deadline, scope, cap, truncate=True)
+            return FetchResult(True, url, final_url, status, resp.headers.get("Content-Type", ""), data)
+        self._check_response_opt_outs(resp, check_noai)
+        data = self._read_body(resp, deadline, scope, self.settings.max_bytes)
         return FetchResult(True, url, final_url, status, resp.headers.get("Content-Type", ""), data)
 
-    def _read_body(self, resp: requests.Response, deadline: float, scope, cap: int) -> bytes:
-        declared = resp.headers.get("Content-Length", "").strip()
-        if declared.isdigit() and int(declared) > cap:
+    def _check_response_opt_outs(self, resp: requests.Response, check_noai: bool) -> None:
+        """TDMRep header (pages and images) and X-Robots-Tag noai (images), from the headers only."""
+        values = response_headers.header_values
+        if self.settings.respect_tdmrep and tdmrep.header_reserved(values(resp, "tdm-reservation")):
+            policy = resp.headers.get("tdm-policy", "")
+            raise _Failure(TDM_RESERVED, "tdm-reservation: 1" + (f"; tdm-policy {policy[:200]}" if policy else ""),
+                           resp.status_code)
+        if check_noai and self.settings.respect_noai:
+            directive = response_headers.noai_directive(values(resp, "X-Robots-Tag"), self.agent)
+            if directive:
+                raise _Failure(NOAI, f"X-Robots-Tag: {directive}", resp.status_code)
+
+    def _read_body(self, resp: requests.Response, deadline: float, scope, cap: int, truncate: bool = False) -> bytes:
+        """The body, at most ``cap`` bytes: over it, TOO_LARGE — or, with ``truncate``, its first ``cap`` bytes."""
+        declared = response_headers.declared_length(resp.headers.get("Content-Length", ""))
+        if declared is not None and declared > cap and not truncate:
             raise _Failure(TOO_LARGE, f"Content-Length {declared} > {cap}", resp.status_code)
         chunks, total = [], 0
         try:
@@ -364,6 +452,9 @@ class HttpClient:
             # under the GIL. Blocking is bounded by the read timeout and the watchdog.
             for chunk in resp.iter_content(chunk_size=_READ_CHUNK):
                 total += len(chunk)
+                if total > cap and truncate:
+                    chunks.append(chunk[:len(chunk) - (total - cap)])
+                    break
                 if total > cap:
                     raise _Failure(TOO_LARGE, f"body over {cap} bytes", resp.status_code)
                 if time.monotonic() > deadline:
@@ -377,3 +468,37 @@ class HttpClient:
         if scope.expired:
             raise _Failure(TIMEOUT, "total deadline exceeded while reading the body", final=True)
         return b"".join(chunks)
+
+
+def _join_location(current: str, location: str) -> str:
+    """A redirect's target; BAD_URL for one that does not parse (``http://[::1``, a bad port)."""
+    try:
+        nxt = urljoin(current, location)
+    except ValueError:
+        raise _Failure(BAD_URL, f"unparseable Location {location[:200]!r}") from None
+    _split(nxt)
+    return nxt
+
+
+def _split(url: str):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError on a bad port
+        return parts
+    except ValueError:
+        raise _Failure(BAD_URL, f"unparseable url {url[:200]!r}") from None
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL (no userinfo: site files are fetched anonymously)."""
+    parts = _split(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+
+
+def _host_key(url: str) -> str:
+    """host[:port], the unit of per-host spacing and slow-host marks."""
+    return _split(url).netloc.rpartition("@")[2].lower()
+
+
+def _path(url: str) -> str:
+    return _split(url).path or "/"

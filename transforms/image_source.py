@@ -6,6 +6,10 @@ Input: lxml ``<img>`` elements of a parsed page, the page's base URL and the tar
 the ``<noscript>`` copies that repeat another image, absolute http(s) URLs, and why an
 image is a tracking pixel. Nothing is dropped here: ExtractAltText turns the answers into
 pairs and rejections (transforms/extract_alt_text.py describes the rules).
+
+Resolution never raises: a URL that does not parse (``http://[::1``), has a bad port or no
+host, or is longer than ``max_chars`` (transforms/url_guard.py) resolves to "" (the caller's
+``extract.bad_url``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ import functools
 import re
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import urljoin
-
 from transforms.html_text import int_attr
 from transforms.srcset import Candidate, choose_candidate, parse_srcset, with_src
+from transforms.url_guard import MAX_URL_CHARS, join, url_problem
 
 LAZY_SRC = ("data-lazy-src", "data-src", "data-original")
 SRCSET_ATTRS = ("data-lazy-srcset", "data-srcset", "srcset")
@@ -118,13 +121,13 @@ def noscript_twins(imgs: list, base: str, target_size: int) -> tuple[set, dict]:
         if not in_noscript(img):
             urls = [image_source(img, target_size).url, lazy_or_src(img).url, (img.get("src") or "").strip()]
             urls += [c.url for c in img_candidates(img, "")]
-            seen_urls.update(urljoin(base, u) for u in urls if u)
+            seen_urls.update(join(base, u) for u in urls if u)
     twins, lender = set(), {}
     for img in imgs:
         if not in_noscript(img):
             continue
         lazy = _lazy_image_before(next(img.iterancestors("noscript")))
-        if lazy is not None or urljoin(base, image_source(img, target_size).url) in seen_urls:
+        if lazy is not None or join(base, image_source(img, target_size).url) in seen_urls:
             twins.add(img)
             if lazy is not None:
                 lender[lazy] = img
@@ -149,18 +152,29 @@ def is_tracker(url: str, width: Optional[int], height: Optional[int], max_side: 
 
 
 @functools.lru_cache(maxsize=65536)
-def join_url(base_dir: str, src: str) -> str:
-    """The absolute http(s) URL of ``src`` or "". Cached: a site's pages share their directory
+def join_url(base_dir: str, src: str, max_chars: int = MAX_URL_CHARS) -> str:
+    """The absolute http(s) URL of ``src`` or "" (also for one that does not parse, has a bad
+    port or no host, or is over ``max_chars``). Cached: a site's pages share their directory
     and their images (icons, navigation), and urljoin is the costliest step per image."""
-    absolute = urljoin(base_dir, src) if src else ""
-    return absolute if absolute.startswith(("http://", "https://")) else ""
+    absolute = join(base_dir, src) if src else ""
+    return absolute if absolute.startswith(("http://", "https://")) and not url_problem(absolute, max_chars) else ""
 
 
-def resolve(base: str, base_dir: str, src: str) -> str:
+def _plain_path(src: str) -> bool:
+    """A plain relative path ("images/a.png"): urljoin would append it to the directory as is.
+    (Whitespace and control characters go through urljoin, which strips or removes them.)"""
+    return (src[0] > " " and src[0] not in "?#;./\\" and ":" not in src and "./" not in src and "\\" not in src
+            and " " not in src and "\t" not in src and "\n" not in src and "\r" not in src)
+
+
+def resolve(base: str, base_dir: str, src: str, max_chars: int = MAX_URL_CHARS) -> str:
+    """The absolute http(s) URL of ``src`` on a page (``base_dir``: the base's directory, or ""
+    when it is not http(s)); "" when there is none. ``base_dir`` must parse (it does when it
+    was joined from a base that does)."""
     if not src:
         return ""
-    if src[0] not in "?#;./\\" and ":" not in src and "./" not in src and "\\" not in src and " " not in src:
-        # A plain relative path ("images/a.png"): urljoin would append it to the directory as is.
-        return base_dir + src if base_dir else ""
+    if _plain_path(src):
+        url = base_dir + src if base_dir else ""
+        return url if len(url) <= max_chars else ""
     # Other relative forms depend only on the directory too; "?x", "#x" need the whole base.
-    return join_url(base_dir if src[0] not in "?#;" else base, src)
+    return join_url(base_dir if src[0] not in "?#;" else base, src, max_chars)

@@ -3,12 +3,15 @@
 Input: every ``Rejection`` of a run. Output: ``(section, name, value)`` stats values
 for WriteStats: ``("opt_out", "total", {reason: n})`` and ``("opt_out", "by_domain",
 {domain: {reason: n}})`` over the pairs dropped because a site or the curator said no:
-``fetch.robots_disallowed``, ``fetch.noai`` and every ``blocklist.*`` reason. Other
-rejections are ignored; nothing is dropped.
+``fetch.robots_disallowed``, ``fetch.robots_unavailable`` (RFC 9309 reads an
+unreachable robots.txt as a complete disallow), ``fetch.noai``,
+``fetch.tdm_reserved``, ``extract.page_noai``, ``extract.tdm_reserved`` and every
+``blocklist.*`` reason. Other rejections are ignored; nothing is dropped.
 
 The domain is the host the refusal is about: the page's host for
-``blocklist.page_domain``, the image URL's host otherwise (robots.txt and
-``X-Robots-Tag`` are the image host's). At most ``max_domains`` domains are listed
+``blocklist.page_domain`` and the page-level ``extract.*`` opt-outs (a ``<meta>``
+on the page), the image URL's host otherwise (robots.txt, tdmrep.json and the
+response headers are the image host's). At most ``max_domains`` domains are listed
 (most pairs first); the rest are summed under ``"(other domains)"`` so stats.json
 stays small on web-scale runs.
 """
@@ -24,8 +27,12 @@ import apache_beam as beam
 from pipeline.records import DropReason, Rejection
 
 OPT_OUT_REASONS = frozenset(
-    [DropReason.FETCH_ROBOTS.value, DropReason.FETCH_NOAI.value]
+    [DropReason.FETCH_ROBOTS.value, DropReason.FETCH_ROBOTS_UNAVAILABLE.value, DropReason.FETCH_NOAI.value,
+     DropReason.FETCH_TDM_RESERVED.value, DropReason.EXTRACT_PAGE_NOAI.value, DropReason.EXTRACT_TDM_RESERVED.value]
     + [r.value for r in DropReason if r.stage == "blocklist"])
+# Refusals about the page (its host), not about the image.
+_PAGE_REASONS = frozenset([DropReason.BLOCKLIST_PAGE_DOMAIN.value, DropReason.EXTRACT_PAGE_NOAI.value,
+                           DropReason.EXTRACT_TDM_RESERVED.value])
 OTHER_DOMAINS = "(other domains)"
 
 
@@ -37,7 +44,7 @@ def _host(url: str) -> str:
 
 
 def opt_out_domain(rejection: Rejection) -> str:
-    url = rejection.page_url if rejection.reason == DropReason.BLOCKLIST_PAGE_DOMAIN.value else rejection.image_url
+    url = rejection.page_url if rejection.reason in _PAGE_REASONS else rejection.image_url
     return _host(url) or "(no host)"
 
 

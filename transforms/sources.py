@@ -2,17 +2,27 @@
 
 Input: a text file of seed URLs (one per line, ``#`` comments and blank lines
 ignored; local or any Beam filesystem path) or an in-memory list. Output: a
-PCollection of seed URL strings. Lines that are not http(s) URLs are logged and
-skipped (they produce no pairs, so nothing is lost from the accounting).
+PCollection of seed URL strings. Lines that are not usable http(s) URLs (another
+scheme, no host, a bad IPv6 literal or port, over 2,048 characters:
+transforms/url_guard.py) are logged and skipped (they produce no pairs, so nothing
+is lost from the accounting).
+
+A line whose parsing raises an unexpected exception is logged, counted
+(``crawl.internal_error``) and skipped; with ``with_failures`` it is also a
+``PageFailure`` of that reason, for the page funnel in stats.json
+(pipeline/faults.py: the detail names the exception and where).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Optional, Sequence
-from urllib.parse import urlsplit
 
 import apache_beam as beam
+
+from pipeline import faults, metrics
+from pipeline.records import DropReason, PageFailure
+from transforms.url_guard import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -21,24 +31,45 @@ def parse_seed_line(line: str) -> Optional[str]:
     text = line.strip()
     if not text or text.startswith("#"):
         return None
-    if urlsplit(text).scheme not in ("http", "https"):
-        log.warning("skipping seed that is not an http(s) URL: %r", text[:200])
+    problem = url_problem(text)
+    if problem:
+        log.warning("skipping seed %r: %s", text[:200], problem)
         return None
     return text
 
 
-class ReadSeeds(beam.PTransform):
-    """A seeds file (or list) -> PCollection[str]."""
+def parse_seed_isolated(line: str):
+    """``parse_seed_line``; an unexpected exception gives that line's ``PageFailure`` instead."""
+    try:
+        return parse_seed_line(line)
+    except Exception as exc:  # one seed line that trips a bug costs that line, not the run
+        reason = DropReason.CRAWL_INTERNAL
+        text = str(line).strip()[:300]
+        return PageFailure(text, reason, faults.internal_error(reason, exc, text))
 
-    def __init__(self, path: Optional[str] = None, urls: Sequence[str] = ()):
+
+def _seeds_or_failure(line: str):
+    out = parse_seed_isolated(line)
+    if isinstance(out, PageFailure):
+        metrics.inc_reason(out.reason)
+        yield beam.pvalue.TaggedOutput("failures", out)
+    elif out:
+        yield out
+
+
+class ReadSeeds(beam.PTransform):
+    """A seeds file (or list) -> PCollection[str]; with ``with_failures``, (seeds, PageFailure)."""
+
+    def __init__(self, path: Optional[str] = None, urls: Sequence[str] = (), with_failures: bool = False):
         super().__init__()
         if not path and not urls:
             raise ValueError("ReadSeeds needs a seeds file or URLs")
-        self.path, self.urls = path, list(urls)
+        self.path, self.urls, self.with_failures = path, list(urls), with_failures
 
     def expand(self, pbegin):
         if self.path:
             lines = pbegin | "ReadSeedFile" >> beam.io.ReadFromText(self.path)
         else:
             lines = pbegin | "SeedList" >> beam.Create(self.urls)
-        return lines | "ParseSeeds" >> beam.FlatMap(lambda line: [u] if (u := parse_seed_line(line)) else [])
+        out = lines | "ParseSeeds" >> beam.FlatMap(_seeds_or_failure).with_outputs("failures", main="seeds")
+        return (out.seeds, out.failures) if self.with_failures else out.seeds

@@ -15,7 +15,9 @@ describes the layout slot, not the file, and we are not laying out a page.
 The parser follows the WHATWG "parse a srcset attribute" algorithm (URLs may
 contain commas, as CDN transforms such as ``w_300,h_200`` do). No maintained
 Python package implements it (w3lib, parsel and bs4 do not parse srcset), so it
-is written here, against the spec's steps.
+is written here, against the spec's steps. Descriptor numbers are ASCII digits of
+bounded length ("３００w", "²x" or a 10,000-digit width make the candidate invalid,
+as in browsers, never an exception); a density must be finite.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 _WS = " \t\n\r\f"
-_NUMBER = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+# ASCII only (``\d`` and ``str.isdigit`` accept "３" and "²"); lengths bounded: int() of a
+# 10,000-digit string raises, and no image is a billion pixels wide.
+_INT = re.compile(r"[0-9]{1,9}")
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_NUMBER_MAX_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -72,15 +78,28 @@ def _candidate(url: str, tokens: Sequence[str]) -> Optional[Candidate]:
     width = density = None
     for token in tokens:
         value, kind = token[:-1], token[-1:].lower()
-        if kind == "w" and value.isdigit() and width is None and density is None and int(value) > 0:
-            width = int(value)
-        elif kind == "x" and _NUMBER.match(value) and width is None and density is None and float(value) > 0:
-            density = float(value)
-        elif kind == "h" and value.isdigit():
+        if kind == "w" and width is None and density is None and (number := _pixels(value)):
+            width = number
+        elif kind == "x" and width is None and density is None and (ratio := _density(value)):
+            density = ratio
+        elif kind == "h" and _pixels(value) is not None:
             continue  # future-compat height descriptor: allowed, unused
         else:
             return None
     return Candidate(url, width, density)
+
+
+def _pixels(value: str) -> Optional[int]:
+    """A ``w``/``h`` descriptor's number (ASCII digits, at most 9); None when it is not one."""
+    return int(value) if _INT.fullmatch(value) else None
+
+
+def _density(value: str) -> Optional[float]:
+    """An ``x`` descriptor's positive, finite number; None otherwise."""
+    if len(value) > _NUMBER_MAX_CHARS or not _NUMBER.fullmatch(value):
+        return None
+    number = float(value)
+    return number if 0 < number < float("inf") else None
 
 
 def parse_srcset(value: Optional[str]) -> list[Candidate]:

@@ -1,198 +1,89 @@
-"""ReadWarc and UseArchivedImages: web archives (WARC, WARC.gz, Common Crawl WAT) as input.
+"""ReadWarc and UseArchivedImages: web archives (WARC, ARC, gzipped or not; Common Crawl WAT) as input.
 
-Input: a path or glob (local or any Beam filesystem) of WARC files, gzipped per
-record or not (warcio reads both). Output of ReadWarc, a dict of PCollections:
+Input: a path or glob (local or any Beam filesystem) of WARC or ARC files, plain or
+gzipped (per record, or as one whole-file gzip stream); no name filter: the format is
+read from the bytes (transforms/warc_reader.py). Output of ReadWarc, a dict of
+PCollections (what each record gives: transforms/warc_records.py):
 
-- ``pages``: ``Page`` for each 2xx HTML response (or ``resource``) record, for
-  ExtractAltText like a crawled page. A ``WARC-Truncated`` page is still parsed
-  (the cut is at its end; lxml recovers) and tallied as ``html_truncated``.
-- ``images``: ``ArchivedImage`` for each 2xx response whose bytes are an image we
-  decode, not truncated, within ``fetch.max_bytes`` and without ``X-Robots-Tag:
-  noai`` (those are downloaded live instead, where the usual checks apply).
+- ``pages``: ``Page`` for each 2xx HTML response or resource record, for ExtractAltText.
+- ``images``: ``ArchivedImage`` for each 2xx image capture — with its bytes, or with the
+  ``fetch.*`` reason its pairs are rejected with (``fetch.noai``, ``fetch.too_large``,
+  ``fetch.incomplete_body``, ``fetch.unsupported_format``, ``fetch.not_image``,
+  ``fetch.bad_response``): an image the archive holds is never requested live.
 - ``pairs`` / ``rejected``: pairs from WAT metadata records (transforms/wat.py).
-- ``failures``: page-funnel ``PageFailure``: ``warc.revisit`` (a revisit record
-  of a page: no payload), ``warc.http_status`` (a non-2xx HTML response),
-  ``crawl.too_large`` (HTML over ``crawl.max_page_bytes``), ``warc.unreadable``
-  (a record warcio cannot parse: the rest of that file is skipped, logged).
-- ``stats``: ``("warc", "records", {kind: n})`` for stats.json: every record
-  read, by kind (html, image, image_truncated, other, revisit, wat, request, ...).
+- ``failures``: page-funnel ``PageFailure``: ``warc.revisit``, ``warc.http_status``,
+  ``crawl.too_large`` (per record); ``warc.unreadable`` (a record warcio cannot parse, a
+  gzip member that stops decoding, a file that ends inside a record or cannot be
+  opened: the detail names the file, the byte offset, the error and where reading
+  resumed); ``warc.internal_error`` (an unexpected exception on one record: that record
+  only, reading goes on; or on a file: that file only).
+- ``stats``: ``("warc", "records", {kind: n})`` — every record read, by kind — and
+  ``("warc", "warnings", {kind: n})``: warcio's warnings, counted instead of printed
+  (transforms/warc_warnings.py).
 
 Nothing in an archive is fatal: each record is one tally kind.
 
-UseArchivedImages joins pairs with archived images on the normalised image URL
-(CoGroupByKey): a pair whose image the archive holds becomes a ``FetchedImage``
-with those bytes (for ResizeImages; no request is made), the others go on to
-FetchImages. Of several captures of one URL the latest (WARC-Date) is used.
+UseArchivedImages joins pairs with archived images on the normalised image URL: a pair
+whose image the archive holds becomes a ``FetchedImage`` with those bytes (for
+ResizeImages), or a ``Rejection`` with the capture's reason — no request either way —
+and the others go on to FetchImages. Of several captures of one URL the latest
+(WARC-Date) is used, but a usable capture (or a noai one: the opt-out stands) comes
+before a broken one; ties are broken on the bytes, so the choice is deterministic.
+Output: ``{archived, rejected, download, stats}``; stats ``("warc",
+"pairs_with_archived_image", n)`` and ``("warc", "pairs_rejected_from_archive", n)``.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import zlib
-from dataclasses import dataclass
+import re
 from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-from warcio.statusandheaders import StatusAndHeadersParserException
 
-from pipeline import metrics
-from pipeline.records import AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection
-from transforms.crawl import HTML_TYPES, normalize_url
+from pipeline import faults, metrics
+from pipeline.records import DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection
+from transforms.crawl import normalize_url
 from transforms.extract_alt_text import ExtractSpec
-from transforms.fetch import sniff_image_type
-from transforms.http_client import noai_directive
-from transforms.wat import parse_wat_payload, wat_pairs
+from transforms.robots import product_token
+from transforms.warc_reader import file_name, is_arc, read_warc
+from transforms.warc_records import ArchivedImage, WarcLimits
 
 log = logging.getLogger(__name__)
 
-_UNREADABLE = (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError, OSError, ValueError)
-_PAGE_KINDS = ("html", "html_truncated")
+__all__ = ["ArchivedImage", "ReadWarc", "UseArchivedImages", "WarcInputError", "WarcLimits", "best_capture",
+           "expand_warc_paths", "is_arc", "read_file", "read_warc", "warc_limits"]
 
 
 class WarcInputError(ValueError):
     """No file matches the --warc path or glob (a clear error before anything runs)."""
 
 
-@dataclass(frozen=True)
-class WarcLimits:
-    max_page_bytes: int = 5_000_000  # crawl.max_page_bytes
-    max_image_bytes: int = 20_000_000  # fetch.max_bytes
-    respect_noai: bool = True  # fetch.respect_noai
-
-
-@dataclass(frozen=True)
-class ArchivedImage:
-    """An image response found in an archive (ReadWarc -> UseArchivedImages only)."""
-
-    url: str  # normalised WARC-Target-URI
-    data: bytes
-    mime: str  # sniffed from the bytes
-    date: str = ""  # WARC-Date, ISO 8601: the latest capture wins
-    status: int = 200
-
-
 def expand_warc_paths(pattern: str) -> list[str]:
-    """Files matching a path or glob, sorted (WarcInputError when none)."""
+    """Files matching a path or glob, sorted (WarcInputError when none). No name filter:
+    WARC, ARC, gzipped or not, WAT — the format is read from the bytes."""
     paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     if not paths:
         raise WarcInputError(f"no WARC file matches {pattern!r}")
     return paths
 
 
-def _target_uri(record) -> str:
-    return (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
-
-
-def _looks_html(data: bytes) -> bool:
-    head = data[:1024].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
-
-
-def _read_payload(record, cap: int) -> Optional[bytes]:
-    """Up to ``cap`` + 1 payload bytes (transfer and content encodings undone); None if unreadable."""
+def read_file(path: str, limits: WarcLimits, spec: ExtractSpec, warnings: collections.Counter) -> Iterator[tuple]:
+    """read_warc over one file of any Beam filesystem; a file that cannot be opened is one failure."""
     try:
-        return record.content_stream().read(cap + 1)
-    except (zlib.error, OSError, EOFError, ValueError) as exc:
-        log.debug("unreadable payload of %s: %s", _target_uri(record), exc)
-        return None
-
-
-def _http_info(record) -> tuple[int, str, str]:
-    """(status, full Content-Type, X-Robots-Tag) of a response; resource records are 200."""
-    if record.http_headers is None:
-        return 200, record.content_type or "", ""
-    try:
-        status = int(record.http_headers.get_statuscode() or 0)
-    except ValueError:
-        status = 0
-    headers = record.http_headers
-    return status, headers.get_header("Content-Type") or "", headers.get_header("X-Robots-Tag") or ""
-
-
-def _image_outputs(record, uri: str, data: bytes, mime: str, status: int, noai: str, limits: WarcLimits):
-    if record.rec_headers.get_header("WARC-Truncated"):
-        yield "image_truncated", None
-    elif len(data) > limits.max_image_bytes:
-        yield "image_too_large", None
-    elif limits.respect_noai and noai_directive(noai):
-        yield "image_noai", None
-    else:
-        date = record.rec_headers.get_header("WARC-Date") or ""
-        yield "image", ArchivedImage(normalize_url(uri), data, mime, date, status)
-
-
-def _response_outputs(record, uri: str, limits: WarcLimits):
-    status, content_type, noai = _http_info(record)
-    mime = content_type.split(";")[0].strip().lower()
-    htmlish = mime in HTML_TYPES or not mime
-    if not 200 <= status < 300:
-        yield "http_error", PageFailure(uri, DropReason.WARC_HTTP_STATUS, f"HTTP {status}") if htmlish else None
+        fh = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as exc:  # noqa: BLE001 — a vanished or unreadable file costs that file only
+        reason = DropReason.WARC_UNREADABLE if isinstance(exc, OSError) else DropReason.WARC_INTERNAL
+        detail = f"{file_name(path)}: cannot open: " + (faults.describe(exc) if isinstance(exc, OSError)
+                                                          else faults.internal_error(reason, exc, path))
+        yield ("unreadable" if reason is DropReason.WARC_UNREADABLE else "internal_error"), \
+            PageFailure(path, reason, detail[:DETAIL_MAX_CHARS])
         return
-    data = _read_payload(record, max(limits.max_page_bytes, limits.max_image_bytes))
-    if data is None:
-        yield "unreadable", PageFailure(uri, DropReason.WARC_UNREADABLE, "payload does not decode")
-        return
-    image_mime = sniff_image_type(data)
-    if image_mime:
-        yield from _image_outputs(record, uri, data, image_mime, status, noai, limits)
-    elif mime in HTML_TYPES or (mime in ("", "text/plain", "application/octet-stream") and _looks_html(data)):
-        if len(data) > limits.max_page_bytes:
-            yield "html_too_large", PageFailure(uri, DropReason.CRAWL_TOO_LARGE, f"over {limits.max_page_bytes} bytes")
-            return
-        kind = "html_truncated" if record.rec_headers.get_header("WARC-Truncated") else "html"
-        yield kind, Page(url=normalize_url(uri), html=data, depth=0, content_type=content_type, status=status)
-    else:
-        yield "other", None
-
-
-def _wat_outputs(record, uri: str, limits: WarcLimits, spec: ExtractSpec):
-    data = _read_payload(record, limits.max_page_bytes)
-    found = parse_wat_payload(data) if data is not None and len(data) <= limits.max_page_bytes else None
-    if found is None:
-        yield "metadata", None
-        return
-    pairs, rejected = wat_pairs(found[0], found[1], spec)
-    yield "wat", None
-    for out in (*pairs, *rejected):
-        yield None, out
-
-
-def record_outputs(record, limits: WarcLimits, spec: ExtractSpec):
-    """(tally kind or None, record or None) for one WARC record."""
-    uri = _target_uri(record)
-    rec_type = record.rec_type
-    if rec_type == "revisit":
-        _, content_type, _ = _http_info(record)
-        is_image = content_type.lower().startswith("image/")
-        yield "revisit", None if is_image else PageFailure(uri, DropReason.WARC_REVISIT, (
-            record.rec_headers.get_header("WARC-Refers-To-Target-URI") or "")[:300])
-    elif rec_type in ("response", "resource") and uri.lower().startswith(("http:", "https:")):
-        yield from _response_outputs(record, uri, limits)
-    elif rec_type == "metadata" and (record.content_type or "").startswith("application/json"):
-        yield from _wat_outputs(record, uri, limits, spec)
-    else:
-        yield rec_type or "unknown", None
-
-
-def read_warc(fileobj, path: str, limits: WarcLimits, spec: ExtractSpec = ExtractSpec()) -> Iterator[tuple]:
-    """(tally kind or None, output or None) for every record of one archive file."""
-    iterator = ArchiveIterator(fileobj)
-    records = iter(iterator)
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            return
-        except _UNREADABLE as exc:  # framing lost: nothing after this point can be trusted
-            detail = f"offset {iterator.offset}: {str(exc)[:200]!r}"
-            log.warning("%s: unreadable at %s; skipping the rest of the file", path, detail)
-            yield "unreadable", PageFailure(path, DropReason.WARC_UNREADABLE, detail)
-            return
-        yield from record_outputs(record, limits, spec)
+    with fh:
+        yield from read_warc(fh, path, limits, spec, warnings)
 
 
 class _ReadWarcFn(beam.DoFn):
@@ -200,15 +91,18 @@ class _ReadWarcFn(beam.DoFn):
         self.limits, self.spec = limits, spec
 
     def process(self, path: str):
-        tally: dict = {}
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for kind, out in read_warc(fh, path, self.limits, self.spec):
-                if kind is not None:
-                    tally[kind] = tally.get(kind, 0) + 1
-                if out is not None:
-                    yield _route(out)
+        tally, warnings = collections.Counter(), collections.Counter()
+        for kind, out in read_file(path, self.limits, self.spec, warnings):
+            if kind is not None:
+                tally[kind] += 1
+            if out is not None:
+                yield _route(out)
         for kind, n in sorted(tally.items()):
             yield beam.pvalue.TaggedOutput("tally", (kind, n))
+        if warnings:  # one line a file, not one a record (warcio's own habit)
+            log.info("%s: warcio warnings %s", path, dict(sorted(warnings.items())))
+        for kind, n in sorted(warnings.items()):
+            yield beam.pvalue.TaggedOutput("warnings", (kind, n))
 
 
 def _route(out):
@@ -227,8 +121,15 @@ def _route(out):
     return beam.pvalue.TaggedOutput("pairs", out)
 
 
+def _sum_as_dict(pcoll, label: str, name: str):
+    return (pcoll
+            | f"Sum{label}" >> beam.CombinePerKey(sum)
+            | f"{label}Dict" >> beam.combiners.ToDict()
+            | f"{label}Value" >> beam.Map(lambda d, n=name: ("warc", n, dict(sorted(d.items())))))
+
+
 class ReadWarc(beam.PTransform):
-    """Path/glob of WARC/WAT files -> {pages, images, pairs, rejected, failures, stats}."""
+    """Path/glob of WARC/ARC/WAT files -> {pages, images, pairs, rejected, failures, stats}."""
 
     def __init__(self, pattern: str, limits: WarcLimits = WarcLimits(), spec: Optional[ExtractSpec] = None):
         super().__init__()
@@ -240,48 +141,85 @@ class ReadWarc(beam.PTransform):
                | "WarcFiles" >> beam.Create(self.paths)
                | "ReshuffleWarcFiles" >> beam.Reshuffle()
                | "ReadRecords" >> beam.ParDo(_ReadWarcFn(self.limits, self.spec)).with_outputs(
-                   "failures", "images", "pairs", "rejected", "tally", main="pages"))
-        stats = (out.tally
-                 | "SumTally" >> beam.CombinePerKey(sum)
-                 | "TallyDict" >> beam.combiners.ToDict()
-                 | "TallyValue" >> beam.Map(lambda d: ("warc", "records", dict(sorted(d.items())))))
+                   "failures", "images", "pairs", "rejected", "tally", "warnings", main="pages"))
+        stats = ((_sum_as_dict(out.tally, "Tally", "records"), _sum_as_dict(out.warnings, "Warnings", "warnings"))
+                 | "WarcStats" >> beam.Flatten())
         return {"pages": out.pages, "images": out.images, "pairs": out.pairs, "rejected": out.rejected,
                 "failures": out.failures, "stats": stats}
 
 
 def warc_limits(crawl_cfg, fetch_cfg) -> WarcLimits:
-    return WarcLimits(crawl_cfg.max_page_bytes, fetch_cfg.max_bytes, fetch_cfg.respect_noai)
+    return WarcLimits(crawl_cfg.max_page_bytes, fetch_cfg.max_bytes, fetch_cfg.respect_noai,
+                      product_token(fetch_cfg.user_agent))
 
 
 # ---- UseArchivedImages ------------------------------------------------------------
 
+_ISO_DATE = re.compile(r"([0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)?)?)?)"
+                       r"(?:\.([0-9]{1,9}))?Z?")
+
+
+def _date_key(date: str) -> tuple:
+    """WARC-Date as a sortable key: "…:10.5Z" after "…:10Z" (as strings it sorts before); unparsable first."""
+    m = _ISO_DATE.fullmatch(date.strip())
+    return (1, m[1], (m[2] or "").ljust(9, "0")) if m else (0, date, "")
+
+
+def _capture_rank(image: ArchivedImage) -> tuple:
+    decisive = not image.reason or image.reason == DropReason.FETCH_NOAI.value
+    return (decisive, _date_key(image.date), image.status, len(image.data), image.reason, image.detail, image.data)
+
+
+def best_capture(captures) -> Optional[ArchivedImage]:
+    """The capture of one URL its pairs get: the latest usable (or noai) one, else the latest broken one.
+    A total order, so every worker and rerun picks the same (and it combines: max is associative)."""
+    return max(captures, key=_capture_rank, default=None)
+
+
+def archived_outcome(pair: AltPair, image: ArchivedImage):
+    """A pair's outcome from the archive's capture of its image: the bytes, or the capture's rejection."""
+    if image.reason:
+        return Rejection.of(pair, DropReason(image.reason), image.detail)
+    return FetchedImage(pair=pair, data=image.data, final_url=image.url, mime=image.mime, status=image.status)
+
 
 class _RouteFn(beam.DoFn):
     def process(self, url_and_joined):
-        url, joined = url_and_joined
-        images = sorted(joined["images"], key=lambda i: (i.date, i.status, len(i.data)))
+        _, joined = url_and_joined
+        best = best_capture(joined["images"])
         for pair in joined["pairs"]:
-            if not images:
+            if best is None:
                 yield beam.pvalue.TaggedOutput("download", pair)
                 continue
-            best = images[-1]
-            yield FetchedImage(pair=pair, data=best.data, final_url=best.url, mime=best.mime, status=best.status)
+            out = archived_outcome(pair, best)
+            if isinstance(out, Rejection):
+                metrics.inc_reason(DropReason(out.reason))
+                yield beam.pvalue.TaggedOutput("rejected", out)
+            else:
+                yield out
 
 
 def _image_key(pair: AltPair) -> str:
-    return normalize_url(pair.image_url)
+    return normalize_url(pair.image_url)  # never raises: a URL that does not parse is kept as written
+
+
+def _count(pcoll, label: str, name: str):
+    return (pcoll | f"Count{label}" >> beam.combiners.Count.Globally()
+            | f"{label}Value" >> beam.Map(lambda n, s=name: ("warc", s, n)))
 
 
 class UseArchivedImages(beam.PTransform):
-    """(pairs, archived images) -> {archived: FetchedImage, download: AltPair, stats}."""
+    """(pairs, archived images) -> {archived: FetchedImage, rejected: Rejection, download: AltPair, stats}."""
 
     def expand(self, pairs_and_images):
         pairs, images = pairs_and_images
         joined = ({"pairs": pairs | "KeyPairsByImageUrl" >> beam.Map(lambda p: (_image_key(p), p)),
-                   "images": images | "KeyImagesByUrl" >> beam.Map(lambda i: (i.url, i))}
+                   "images": (images | "KeyImagesByUrl" >> beam.Map(lambda i: (i.url, i))
+                              | "LatestCapture" >> beam.CombinePerKey(best_capture))}
                   | "JoinOnImageUrl" >> beam.CoGroupByKey()
-                  | "Route" >> beam.ParDo(_RouteFn()).with_outputs("download", main="archived"))
-        used = (joined.archived
-                | "CountArchiveUses" >> beam.combiners.Count.Globally()
-                | "ArchiveUsesValue" >> beam.Map(lambda n: ("warc", "pairs_with_archived_image", n)))
-        return {"archived": joined.archived, "download": joined.download, "stats": used}
+                  | "Route" >> beam.ParDo(_RouteFn()).with_outputs("download", "rejected", main="archived"))
+        stats = ((_count(joined.archived, "ArchiveUses", "pairs_with_archived_image"),
+                  _count(joined.rejected, "ArchiveRefusals", "pairs_rejected_from_archive"))
+                 | "ArchiveStats" >> beam.Flatten())
+        return {"archived": joined.archived, "rejected": joined.rejected, "download": joined.download,
+                "stats": stats}

@@ -3,42 +3,66 @@
 Input: the JSON payload of a WAT ``metadata`` record, as Common Crawl writes
 them: ``Envelope.WARC-Header-Metadata`` (the described record's type and URI)
 and ``Envelope.Payload-Metadata.HTTP-Response-Metadata.HTML-Metadata`` with
-``Head.Title``, ``Head.Base`` and ``Links`` — ``{"path": "IMG@/src", "url":
-..., "alt": ..., "title": ...}`` for each ``<img>``. This is how the largest
+``Head.Title``, ``Head.Base``, ``Head.Metas`` and ``Links`` — ``{"path": "IMG@/src",
+"url": ..., "alt": ..., "title": ...}`` for each ``<img>``. This is how the largest
 public alt-text sets were built: no HTML to parse, the links already extracted.
 Output: ``(pairs, rejections)`` like ExtractAltText's — ``extract.data_uri``,
-``extract.bad_url``, ``extract.tracker`` (tracker patterns only: WAT keeps no
-width/height). Records that describe no HTML response give nothing (the caller
-counts them). Keys are ``make_key("wat:" + page URL, n)``: the n-th IMG link,
-never the same key as a pair of the same page read from its WARC response.
+``extract.bad_url`` (not http(s), does not parse, or over ``MAX_URL_CHARS``),
+``extract.tracker`` (tracker patterns only: WAT keeps no width/height),
+``extract.page_noai`` / ``extract.tdm_reserved`` (the page's ``<meta>`` opt-outs, as
+transforms/page_opt_out.py reads them), ``extract.internal_error`` (an unexpected
+exception on one link: that link only). Records that describe no HTML response give
+nothing (the caller counts them). Keys are ``make_key("wat:" + page URL, n)``: the
+n-th IMG link, never the same key as a pair of the same page read from its WARC response.
+
+The payload is remote bytes: any JSON shape is taken (a list where an object is
+expected, numbers for text, nesting deep enough to exhaust the parser, lone
+surrogates: replaced with U+FFFD so the shards can be written) and gives pairs,
+rejections or nothing, never an exception.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
+from pipeline import faults
 from pipeline.records import AltPair, DropReason, Rejection, make_key
 from transforms.extract_alt_text import ExtractSpec
 from transforms.html_text import clean_text
 from transforms.image_source import is_tracker
+from transforms.page_opt_out import meta_opt_out
 
 IMG_PATH = "IMG@/src"
+MAX_URL_CHARS = 2000  # as ExtractAltText: a longer URL is rejected, never cut and fetched
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _html_metadata(doc: dict) -> Optional[tuple[str, dict]]:
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    """A JSON value as text: strings as they are (lone surrogates replaced), numbers written, else ""."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _html_metadata(doc) -> Optional[tuple[str, dict]]:
     """(page URL, HTML-Metadata) of a WAT record describing a 2xx HTML response; else None."""
-    envelope = doc.get("Envelope") if isinstance(doc, dict) else None
-    if not isinstance(envelope, dict):
-        return None
-    header = envelope.get("WARC-Header-Metadata") or {}
+    envelope = _dict(_dict(doc).get("Envelope"))
+    header = _dict(envelope.get("WARC-Header-Metadata"))
     if header.get("WARC-Type", "response") != "response":
         return None
-    response = (envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {}
-    status = str((response.get("Response-Message") or {}).get("Status", "200"))
+    response = _dict(_dict(envelope.get("Payload-Metadata")).get("HTTP-Response-Metadata"))
+    status = _text(_dict(response.get("Response-Message")).get("Status", "200")).strip()
     html = response.get("HTML-Metadata")
-    page_url = header.get("WARC-Target-URI", "")
+    page_url = _text(header.get("WARC-Target-URI")).strip()
     if not status.startswith("2") or not isinstance(html, dict) or not page_url:
         return None
     return page_url, html
@@ -48,33 +72,80 @@ def parse_wat_payload(payload: bytes) -> Optional[tuple[str, dict]]:
     """(page URL, HTML-Metadata) of a WAT JSON payload, or None (not JSON, not an HTML page)."""
     try:
         doc = json.loads(payload.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON; or nested deeper than the parser goes
         return None
     return _html_metadata(doc)
+
+
+def _page_opt_out(head: dict, spec: ExtractSpec):
+    metas = head.get("Metas")
+    pairs = ((_text(m.get("name")), _text(m.get("content"))) for m in metas if isinstance(m, dict)) \
+        if isinstance(metas, list) else ()
+    return meta_opt_out(pairs, spec.bot_token, spec.respect_tdmrep)
+
+
+def url_too_long(url: str) -> bool:
+    """Over ``MAX_URL_CHARS``: rejected whole, never cut (a cut URL is another URL)."""
+    return len(url) > MAX_URL_CHARS
+
+
+def _absolute(base: str, src: str) -> str:
+    try:
+        return urljoin(base, src)
+    except ValueError:  # a bad IPv6 literal
+        return ""
+
+
+def _link_outcome(link: dict, n: int, page_url: str, base: str, title: str, spec: ExtractSpec):
+    """The pair, or the rejection, of the n-th IMG link of a page."""
+    src = _text(link.get("url")).strip()
+    caption = clean_text(_text(link.get("alt")), 2000)
+    key = make_key(f"wat:{page_url}", n)
+    stub = AltPair(key=key, page_url=page_url, image_url=src[:300], caption=caption, position=n)
+    if src.startswith("data:"):
+        return Rejection.of(stub, DropReason.EXTRACT_DATA_URI, src[:40])
+    absolute = _absolute(base, src) if src else ""
+    if url_too_long(absolute):
+        return Rejection.of(stub, DropReason.EXTRACT_BAD_URL, f"URL of {len(absolute)} characters")
+    if not absolute or urlsplit(absolute).scheme not in ("http", "https"):
+        return Rejection.of(stub, DropReason.EXTRACT_BAD_URL, f"src={src[:200]!r}")
+    tracker = is_tracker(absolute, None, None, spec.tracker_max_side, spec.tracker_patterns)
+    if tracker:
+        return Rejection.of(stub, DropReason.EXTRACT_TRACKER, tracker)
+    return AltPair(key=key, page_url=page_url, image_url=absolute, caption=caption, position=n,
+                   page_title=title, title=clean_text(_text(link.get("title")), 500), extra=(("src_from", "wat"),))
+
+
+def _isolated_link(link: dict, n: int, page_url: str, base: str, title: str, spec: ExtractSpec):
+    """_link_outcome; an unexpected exception is that link's ``extract.internal_error``."""
+    try:
+        return _link_outcome(link, n, page_url, base, title, spec)
+    except Exception as exc:  # noqa: BLE001 — one link's bug costs that link (DESIGN.md §4)
+        stub = AltPair(key=make_key(f"wat:{page_url}", n), page_url=page_url,
+                       image_url=_text(link.get("url"))[:300], caption="", position=n)
+        return Rejection.of(stub, DropReason.EXTRACT_INTERNAL,
+                            faults.internal_error(DropReason.EXTRACT_INTERNAL, exc, stub.image_url))
 
 
 def wat_pairs(page_url: str, html_meta: dict, spec: ExtractSpec = ExtractSpec()
               ) -> tuple[list[AltPair], list[Rejection]]:
     """One pair (or rejection) per ``IMG@/src`` link of a page's HTML-Metadata."""
-    head = html_meta.get("Head") or {}
-    base = urljoin(page_url, head.get("Base") or "") if head.get("Base") else page_url
-    title = clean_text(head.get("Title"), 300)
+    head = _dict(html_meta.get("Head"))
+    declared_base = _text(head.get("Base")).strip()
+    base = (_absolute(page_url, declared_base) or page_url) if declared_base else page_url
+    title = clean_text(_text(head.get("Title")), 300)
+    links = html_meta.get("Links")
+    images = [link for link in (links if isinstance(links, list) else [])
+              if isinstance(link, dict) and link.get("path") == IMG_PATH]
+    opt_out = _page_opt_out(head, spec) if images else None
     pairs, rejected = [], []
-    images = [link for link in html_meta.get("Links") or [] if isinstance(link, dict) and link.get("path") == IMG_PATH]
     for n, link in enumerate(images):
-        src = str(link.get("url") or "").strip()
-        caption = clean_text(link.get("alt"), 2000)
-        key = make_key(f"wat:{page_url}", n)
-        stub = AltPair(key=key, page_url=page_url, image_url=src[:300], caption=caption, position=n)
-        absolute = urljoin(base, src) if src and not src.startswith("data:") else ""
-        if src.startswith("data:"):
-            rejected.append(Rejection.of(stub, DropReason.EXTRACT_DATA_URI, src[:40]))
-        elif urlsplit(absolute).scheme not in ("http", "https"):
-            rejected.append(Rejection.of(stub, DropReason.EXTRACT_BAD_URL, f"src={src[:200]!r}"))
-        elif tracker := is_tracker(absolute, None, None, spec.tracker_max_side, spec.tracker_patterns):
-            rejected.append(Rejection.of(stub, DropReason.EXTRACT_TRACKER, tracker))
-        else:
-            pairs.append(AltPair(key=key, page_url=page_url, image_url=absolute, caption=caption, position=n,
-                                 page_title=title, title=clean_text(link.get("title"), 500),
-                                 extra=(("src_from", "wat"),)))
+        if opt_out is not None:
+            stub = AltPair(key=make_key(f"wat:{page_url}", n), page_url=page_url,
+                           image_url=_text(link.get("url"))[:300], caption=clean_text(_text(link.get("alt")), 2000),
+                           position=n)
+            rejected.append(Rejection.of(stub, *opt_out))
+            continue
+        out = _isolated_link(link, n, page_url, base, title, spec)
+        (rejected if isinstance(out, Rejection) else pairs).append(out)
     return pairs, rejected

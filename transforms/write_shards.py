@@ -63,6 +63,7 @@ def sample_row(scored: ScoredImage) -> dict:
         "figcaption": pair.figcaption,
         "heading": pair.heading,
         "lang": pair.lang,
+        "license": pair.license or "unknown",  # transforms/license.py; "" = not captured
         # Extra columns of a URL list, as one JSON object (the parquet schema stays fixed).
         "extra": json.dumps(dict(pair.extra), sort_keys=True, ensure_ascii=False) if pair.extra else None,
         # safety_<tag> scores (transforms/safety_tags.py), when safety.enabled

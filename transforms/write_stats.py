@@ -10,6 +10,12 @@ itself, so they hold on every runner (Beam metrics are best-effort on some).
 ``accounting_ok``; a mismatch is logged as an error (it means a lost pair).
 Values only known once the pipeline ran (the CLIP threshold a ``keep_fraction``
 gave) come as a side input of ``(section, name, value)`` and are set into ``extra``.
+
+``internal_errors``: pairs and pages that met a bug in our code
+(``<stage>.internal_error``, pipeline/faults.py): ``total``, ``by_reason`` from
+the count events, and ``samples`` — up to ``SAMPLES_PER_REASON`` details per
+reason, the smallest keys (so a rerun writes the same file), from
+``SampleInternalErrors`` over the rejections and page failures.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import shard_format
+from pipeline.faults import is_internal
 from transforms.write_shards import write_atomically
 
 log = logging.getLogger(__name__)
+
+INTERNAL_SECTION = "internal_errors"
+SAMPLES_PER_REASON = 3
 
 
 def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Mapping) -> dict:
@@ -50,21 +60,60 @@ def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Map
                        "out": flowing - dropped})
         flowing -= dropped
     page_failures = {e[1]: n for e, n in events.items() if e[0] == "page_fail"}
+    internal = internal_errors_section(by_reason, page_failures, (extra.get(INTERNAL_SECTION) or {}).get("samples"))
     stats = {
         "pairs_extracted": pairs,
         "kept": kept,
         "rejected": rejected,
         "accounting_ok": pairs == kept + rejected,
         "rejected_by_reason": dict(sorted(by_reason.items())),
+        INTERNAL_SECTION: internal,
         "funnel": funnel,
         "pages": {"fetched": events[("page_ok",)], "failed": sum(page_failures.values()),
                   "failed_by_reason": dict(sorted(page_failures.items()))},
     }
     stats.update(extra)
+    stats[INTERNAL_SECTION] = internal
     if not stats["accounting_ok"]:
         log.error("accounting mismatch: %d pairs extracted but %d kept + %d rejected",
                   pairs, kept, rejected)
     return stats
+
+
+def internal_errors_section(pair_reasons: Mapping, page_reasons: Mapping, samples=None) -> dict:
+    """stats.json ``internal_errors``: {"total", "by_reason", "samples"} over pairs and pages."""
+    by_reason = Counter({r: n for r, n in pair_reasons.items() if is_internal(r)})
+    by_reason.update({r: n for r, n in page_reasons.items() if is_internal(r)})
+    return {"total": sum(by_reason.values()), "by_reason": dict(sorted(by_reason.items())),
+            "samples": list(samples or [])}
+
+
+def internal_sample(record) -> tuple:
+    """(reason, (key, url, detail)) of a Rejection or PageFailure: what a sample shows."""
+    reason = str(getattr(record.reason, "value", record.reason))
+    if hasattr(record, "key"):  # Rejection
+        return reason, (record.key, record.image_url or record.page_url, record.detail)
+    return reason, ("", record.url, record.detail)  # PageFailure
+
+
+def _samples_value(per_reason: Sequence[tuple]) -> tuple:
+    samples = [{"reason": reason, "key": key, "url": url, "detail": detail}
+               for reason, picked in sorted(per_reason) for key, url, detail in picked]
+    return INTERNAL_SECTION, "samples", samples
+
+
+class SampleInternalErrors(beam.PTransform):
+    """Rejections and page failures -> one ``("internal_errors", "samples", [...])`` stats value."""
+
+    def expand(self, records):
+        return (
+            records
+            | "OnlyInternal" >> beam.Filter(lambda r: is_internal(getattr(r.reason, "value", r.reason)))
+            | "ReasonSample" >> beam.Map(internal_sample)
+            | "FirstPerReason" >> beam.combiners.Top.SmallestPerKey(SAMPLES_PER_REASON)
+            | "AllReasons" >> beam.combiners.ToList()
+            | "SamplesValue" >> beam.Map(_samples_value)
+        )
 
 
 def with_values(extra: Mapping, values: Sequence[tuple]) -> dict:

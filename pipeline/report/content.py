@@ -1,9 +1,9 @@
 """What the report and the terminal show, computed from a ``RunData`` (no rendering here).
 
 Input: a ``RunData`` (pipeline/report/loader.py). Output: plain values — the
-headline, reason rows in funnel order, seeded random picks of kept and dropped
-rows, duplicate groups, the "what would threshold X remove" table, and the
-numbers behind the plots. Pure functions: the same run and seed give the same
+headline, reason rows in funnel order, the licence mix of the kept samples, seeded
+random picks of kept and dropped rows, duplicate groups, the "what would threshold X
+remove" table, and the numbers behind the plots. Pure functions: the same run and seed give the same
 picks, so two reports of one run are identical.
 """
 
@@ -205,3 +205,18 @@ def dropped_image_sizes(run: RunData) -> list[tuple[int, int]]:
         if match:
             sizes.append((int(match.group(1)), int(match.group(2))))
     return sizes
+
+
+@dataclass(frozen=True)
+class LicenseRow:
+    license: str
+    count: int
+    share: float  # of kept samples
+
+
+def license_rows(run: RunData) -> list[LicenseRow]:
+    """The licence mix of the kept samples (stats.json ``license.kept``), most first; [] when the
+    run recorded none (older outputs, img2dataset)."""
+    mix = (run.stats.get("license") or {}).get("kept") or {}
+    total = max(1, sum(mix.values()))
+    return [LicenseRow(lic, n, n / total) for lic, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))]

@@ -199,6 +199,7 @@ def write_report(run: RunData, html_path: str, seed: int = 0) -> str:
     context = {
         "run": run, "stats": run.stats, "headline": content.headline(run),
         "reasons": [dict(asdict(r), anchor=anchor(r.reason)) for r in content.reason_rows(run)],
+        "licenses": content.license_rows(run),
         "percent": content.percent,
         "charts": _charts(run, assets), "threshold": _threshold_view(run),
         "kept": [_kept_card(r, thumbs) for r in kept_rows],

@@ -1,4 +1,5 @@
-"""``wit inspect OUT`` in the terminal: the funnel, thresholds and output sizes as rich tables,
+"""``wit inspect OUT`` in the terminal: the funnel, opt-outs, the licence mix of the kept samples,
+thresholds and output sizes as rich tables,
 and ``--sample N [--reason R]``: N random samples (caption, url, score).
 
 Input: a ``RunData``. Output: text on a rich ``Console`` (colour on a terminal,
@@ -71,6 +72,44 @@ def opt_out_table(run: RunData, max_domains: int = 10) -> Optional[Table]:
     return table
 
 
+def license_table(run: RunData, max_rows: int = 12) -> Optional[Table]:
+    """The licence mix of the kept samples (stats.json ``license.kept``); None when not recorded."""
+    rows = content.license_rows(run)
+    if not rows:
+        return None
+    allow = (run.stats.get("license") or {}).get("allow")
+    title = "Licences of kept samples" + (f" (license.allow: {', '.join(allow)})" if allow else "")
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, title_justify="left", min_width=len(title) + 2)
+    for name, justify in (("licence", "left"), ("samples", "right"), ("% of kept", "right")):
+        table.add_column(name, justify=justify)
+    for row in rows[:max_rows]:
+        table.add_row(escape(row.license), str(row.count), f"{100 * row.share:.1f}%")
+    if len(rows) > max_rows:
+        rest = rows[max_rows:]
+        table.add_row(f"({len(rest)} more)", str(sum(r.count for r in rest)),
+                      f"{100 * sum(r.share for r in rest):.1f}%", style="dim")
+    return table
+
+
+def internal_errors_table(run: RunData) -> Optional[Table]:
+    """Items that met a bug in our code (stats.json ``internal_errors``): counts and sample details."""
+    section = run.stats.get("internal_errors") or {}
+    if not section.get("total"):
+        return None
+    table = Table(title=f"[bold red]Internal errors[/bold red] ({section['total']} items set aside; "
+                  "reason *.internal_error in rejections/)", box=box.SIMPLE_HEAD, title_justify="left")
+    for name in ("reason", "items", "sample item", "detail"):
+        table.add_column(name, justify="right" if name == "items" else "left", overflow="fold")
+    samples: dict = {}
+    for sample in section.get("samples") or []:
+        samples.setdefault(sample.get("reason"), sample)
+    for reason, n in (section.get("by_reason") or {}).items():
+        sample = samples.get(reason, {})
+        table.add_row(escape(reason), str(n), escape(sample.get("url") or sample.get("key") or ""),
+                      escape(sample.get("detail") or ""))
+    return table
+
+
 def summary_line(run: RunData) -> str:
     s = run.stats
     pages = s.get("pages")
@@ -92,10 +131,16 @@ def print_summary(run: RunData, console: Optional[Console] = None) -> None:
     console = console or _console()
     console.print(f"[bold]{escape(run.root)}[/bold] ({run.layout} output)")
     console.print(summary_line(run))
+    internal = internal_errors_table(run)
+    if internal is not None:
+        console.print(internal)
     console.print(funnel_table(run))
     opt_out = opt_out_table(run)
     if opt_out is not None:
         console.print(opt_out)
+    licenses = license_table(run)
+    if licenses is not None:
+        console.print(licenses)
     console.print(settings_table(run))
 
 

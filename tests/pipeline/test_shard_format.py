@@ -61,3 +61,36 @@ def test_member_headers_are_tarfiles_own(name, size):
             shard_format._tarfile_header(name, size)
         return
     assert shard_format._header(name, size) == shard_format._tarfile_header(name, size)
+
+
+# ---- the license column (helper B) --------------------------------------------------------------
+
+IMG2DATASET_COLUMNS = ["key", "url", "caption", "status", "error_message", "width", "height",
+                       "original_width", "original_height", "exif", "sha256"]
+
+
+def test_license_column_keeps_img2datasets_columns_first():
+    names = shard_format.SAMPLE_SCHEMA.names
+    assert names[:len(IMG2DATASET_COLUMNS)] == IMG2DATASET_COLUMNS
+    assert "license" in names and shard_format.SAMPLE_SCHEMA.field("license").type == "string"
+
+
+def test_license_in_parquet_row_and_tar_json():
+    import pyarrow.parquet as pq
+
+    from pipeline.records import AltPair, ResizedImage, ScoredImage
+    from transforms.write_shards import sample_row
+
+    def scored(license_id):
+        pair = AltPair(key="ab", page_url="http://p.test/", image_url="http://p.test/a.jpg", caption="a b c",
+                       license=license_id)
+        return ScoredImage(image=ResizedImage(pair=pair, data=b"", ext="jpg", width=1, height=1, original_width=1,
+                                              original_height=1, sha256="0"))
+
+    rows = [sample_row(scored("cc-by-sa-4.0")), sample_row(scored(""))]
+    assert [r["license"] for r in rows] == ["cc-by-sa-4.0", "unknown"]  # "" (not captured) is written as unknown
+    table = pq.read_table(io.BytesIO(shard_format.parquet_bytes(rows, shard_format.sample_schema(rows))))
+    assert table.column("license").to_pylist() == ["cc-by-sa-4.0", "unknown"]
+    tar = shard_format.tar_bytes([{"key": "ab", "ext": "jpg", "image": b"", "caption": "a b c", "meta": rows[0]}])
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        assert json.loads(t.extractfile("ab.json").read())["license"] == "cc-by-sa-4.0"

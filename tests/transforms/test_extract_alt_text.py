@@ -60,3 +60,126 @@ def test_xml_declaration_and_broken_markup_do_not_crash():
 def test_decode_html_prefers_declared_charset():
     assert decode_html("é".encode("cp1252"), "text/html; charset=windows-1252") == "é"
 
+
+
+# ---- page opt-outs (<meta> noai / TDMRep) and licence capture (helper B) ----------------------
+
+import pytest  # noqa: E402
+from hypothesis import given, strategies as st  # noqa: E402
+
+from pipeline.config import ExtractConfig, FetchConfig  # noqa: E402
+from transforms.extract_alt_text import ExtractSpec, extract_spec  # noqa: E402
+
+_OPT_OUT_BODY = ('<img src="/a.jpg" alt="a red circle on blue"><img src="/b.jpg" alt="two blue squares">'
+                 '<img src="data:image/gif;base64,R0lGOD" alt="inline">')
+
+
+def _opt_out(head: str, spec: ExtractSpec = ExtractSpec(), body: str = _OPT_OUT_BODY):
+    return extract_pairs(f"<html><head>{head}</head><body>{body}</body></html>".encode(), PAGE, "text/html", spec)
+
+
+NOAI = DropReason.EXTRACT_PAGE_NOAI.value
+TDM = DropReason.EXTRACT_TDM_RESERVED.value
+
+
+@pytest.mark.parametrize("head, expected", [
+    ("", None),
+    ('<meta name="robots" content="noai">', NOAI),
+    ('<meta name="robots" content="noimageai">', NOAI),
+    ('<meta name="ROBOTS" content="NoAI">', NOAI),
+    ('<meta name="robots" content="index, follow, noimageai">', NOAI),
+    ('<meta name="robots" content="noai,noimageai">', NOAI),
+    ('<meta name="robots" content="  noindex   noai ">', NOAI),
+    ('<meta name="robots" content="index"><meta name="robots" content="noai">', NOAI),  # several tags
+    ('<meta name="wit-curator" content="noimageai">', NOAI),  # our own bot name
+    ('<meta name="Wit-Curator" content="index, noai">', NOAI),
+    ('<meta name="googlebot" content="noai">', None),  # another bot's business
+    ('<meta name="CCBot" content="noai, noimageai">', None),
+    ('<meta name="robots" content="noindex, nofollow">', None),  # not an AI opt-out
+    ('<meta name="robots" content="noairline">', None),
+    ('<meta name="description" content="we say noai here">', None),
+    ('<meta content="noai">', None),
+    ('<meta name="tdm-reservation" content="1">', TDM),
+    ('<meta name="tdm-reservation" content=" 1 "><meta name="tdm-policy" content="https://site.test/p.json">', TDM),
+    ('<meta name="tdm-reservation" content="0">', None),
+    ('<meta name="TDM-Reservation" content="1">', TDM),
+    ('<meta name="tdm-reservation" content="1"><meta name="robots" content="noai">', NOAI),  # noai wins
+])
+def test_page_opt_out_metas(head, expected):
+    pairs, rejected = _opt_out(head)
+    reasons = sorted(r.reason for r in rejected)
+    if expected is None:
+        assert len(pairs) == 2 and reasons == [DropReason.EXTRACT_DATA_URI.value]
+    else:
+        # every pair refused with its key; the inline image keeps its own reason
+        assert pairs == [] and reasons == sorted([expected, expected, DropReason.EXTRACT_DATA_URI.value])
+        refused = [r for r in rejected if r.reason == expected]
+        assert {r.image_url for r in refused} == {"http://site.test/a.jpg", "http://site.test/b.jpg"}
+        assert all(r.stage == "extract" and r.detail.startswith("meta ") for r in refused)
+    plain, plain_rejected = _opt_out("")
+    assert {p.key for p in plain} | {r.key for r in plain_rejected} == {p.key for p in pairs} | {r.key for r in rejected}
+
+
+def test_page_opt_out_details():
+    _, rejected = _opt_out('<meta name="wit-curator" content="noimageai">')
+    assert "meta wit-curator: noimageai" in {r.detail for r in rejected}
+    _, rejected = _opt_out('<meta name="tdm-reservation" content="1"><meta name="tdm-policy" content="https://p.test/x">')
+    assert "meta tdm-reservation: 1 (tdm-policy https://p.test/x)" in {r.detail for r in rejected}
+
+
+def test_tdm_reservation_only_when_respected_and_our_token_from_the_config():
+    assert len(_opt_out('<meta name="tdm-reservation" content="1">', ExtractSpec(respect_tdmrep=False))[0]) == 2
+    spec = extract_spec(ExtractConfig(), 256, FetchConfig(user_agent="MyBot/2.0 (+https://me.test)", respect_tdmrep=False))
+    assert (spec.bot_token, spec.respect_tdmrep) == ("mybot", False)
+    assert _opt_out('<meta name="mybot" content="noai">', spec)[0] == []
+    assert len(_opt_out('<meta name="wit-curator" content="noai">', spec)[0]) == 2  # no longer our name
+    assert len(_opt_out('<meta name="tdm-reservation" content="1">', spec)[0]) == 2
+    default = extract_spec(ExtractConfig(), 256, FetchConfig())
+    assert (default.bot_token, default.respect_tdmrep) == ("wit-curator", True)
+    without = extract_spec(ExtractConfig(), 256)  # callers that pass no fetch section get the defaults
+    assert (without.bot_token, without.respect_tdmrep) == ("wit-curator", True)
+
+
+def test_opt_out_meta_in_the_body_counts_too():
+    pairs, rejected = _opt_out("", body='<meta name="robots" content="noai">' + _OPT_OUT_BODY)
+    assert pairs == [] and sum(r.reason == NOAI for r in rejected) == 2
+
+
+def test_licence_recorded_on_each_pair():
+    cc_by, cc0 = "https://creativecommons.org/licenses/by/4.0/", "https://creativecommons.org/publicdomain/zero/1.0/"
+    body = (f'<img src="/a.jpg" alt="a red circle on blue"><figure><img src="/b.jpg" alt="two blue squares">'
+            f'<figcaption>by X, <a href="{cc0}">CC0</a></figcaption></figure>'
+            '<script type="application/ld+json">{"@type": "ImageObject", "contentUrl": "/c.jpg",'
+            ' "license": "https://creativecommons.org/licenses/by-nc/2.0/"}</script><img src="/c.jpg" alt="c c c">')
+    pairs, _ = _opt_out(f'<link rel="license" href="{cc_by}">', body=body)
+    assert {p.image_url.rsplit("/", 1)[1]: p.license for p in pairs} == {
+        "a.jpg": "cc-by-4.0", "b.jpg": "cc0-1.0", "c.jpg": "cc-by-nc-2.0"}
+    pairs, _ = _opt_out("")
+    assert {p.license for p in pairs} == {""}  # the page says nothing: "" (written as "unknown")
+
+
+_TAGS = st.sampled_from([
+    '<meta name="robots" content="noai">', '<meta name="robots" content="noimageai, index">',
+    '<meta name="googlebot" content="noai">', '<meta name="wit-curator" content="NOAI">',
+    '<meta name="tdm-reservation" content="1">', '<meta name="tdm-reservation" content="0">',
+    '<link rel="license" href="https://creativecommons.org/licenses/by/4.0/">',
+    '<a rel="license" href="http://[::1">x</a>', '<a href="https://creativecommons.org/licenses/by-sa/3.0/de/">y</a>',
+    '<script type="application/ld+json">{"@type":"ImageObject","contentUrl":"/i1.jpg","license":"CC0"}</script>',
+    '<script type="application/ld+json">[[[[{"license": 1}]]]]</script>', '<script type="application/ld+json">{',
+    "<figure>", "</figure>", '<img src="/i1.jpg" alt="one two three">', '<img src="/i2.jpg">', '<img alt="none">',
+    '<img src="data:x">', '<img src="http://[oops/">', "<noscript>", "</noscript>",
+])
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.one_of(_TAGS, st.text(max_size=30)), max_size=25), st.booleans())
+def test_fuzz_random_meta_link_script_tags_keep_every_img_accounted(parts, respect):
+    html = ("<html><body>" + "".join(parts) + "</body></html>").encode("utf-8", "surrogatepass")
+    spec = ExtractSpec(respect_tdmrep=respect)
+    pairs, rejected = extract_pairs(html, PAGE, "text/html", spec)
+    keys = [p.key for p in pairs] + [r.key for r in rejected]
+    assert len(keys) == len(set(keys))
+    plain = extract_pairs(html.replace(b"noai", b"xxxx").replace(b"noimageai", b"xxxxxxxxx")
+                          .replace(b"tdm-reservation", b"xxxxxxxxxxxxxxx"), PAGE, "text/html", spec)
+    assert sorted(keys) == sorted([p.key for p in plain[0]] + [r.key for r in plain[1]])  # opt-outs lose none
+    assert all(isinstance(p.license, str) for p in pairs)

@@ -1,8 +1,10 @@
 """The hostile-server suite: each misbehaviour ends in its exact reason code, in bounded time.
 
 The SSRF guard stays ON here: only the test server's own host:port is exempt,
-so redirects to other loopback ports, 10.x and 169.254.169.254 are refused
-before any connection is attempted.
+so redirects to every refused address form (hostile_server.SSRF_REDIRECTS) end
+in ``fetch.private_address`` before any connection is attempted. No traffic may
+leave loopback even when a guard is switched off (tests/mutation): every test
+here runs with socket connects to non-loopback addresses refused and recorded.
 """
 
 import socket
@@ -16,7 +18,8 @@ from filters.image_rules import image_verdict
 from pipeline.config import ImageRulesConfig
 from pipeline.records import AltPair, Rejection
 from tests.conftest import counter, local_test_pipeline
-from tests.transforms.hostile_server import HostileServer
+from tests.transforms.hostile_server import (BAD_REDIRECTS, HOLD_S, SSRF_REDIRECTS, CountingListener, HostileServer,
+                                            forbid_off_loopback)
 from transforms.fetch import FetchImages, fetch_and_resize
 from transforms.http_client import ClientSettings, HttpClient
 from transforms.resize import ResizeSpec
@@ -47,14 +50,13 @@ CASES = [
     ("/zero-byte.jpg", "fetch.not_image", 2),
     ("/loop", "fetch.redirect_loop", 2),
     ("/chain0", "fetch.too_many_redirects", 3),
-    ("/to-loopback", "fetch.private_address", 2),
-    ("/to-private", "fetch.private_address", 2),
-    ("/to-metadata", "fetch.private_address", 2),
     ("/rate-limited.jpg", "ok", 4),
     ("/unavailable.jpg", "ok", 3),
     ("/private/secret.jpg", "fetch.robots_disallowed", 2),
     ("/noai.jpg", "fetch.noai", 2),
     ("/noimageai.jpg", "fetch.noai", 2),
+    ("/noai-for-otherbot.jpg", "ok", 2),
+    ("/noai-held.jpg", "fetch.noai", 2),  # decided from the headers: the body is held back 3 s
     ("/huge-headers.jpg", "fetch.bad_response", 4),
     ("/reset.jpg", "fetch.incomplete_body", 4),
     ("/http10.jpg", "ok", 2),
@@ -64,7 +66,18 @@ CASES = [
     ("/cmyk.jpg", "ok", 2),
     ("/animated.gif", "ok", 2),
     ("/not-found.jpg", "fetch.http_4xx", 2),
+    # every refused address form, on a redirect hop (hostile_server.SSRF_REDIRECTS)
+    *[(path, "fetch.private_address", 2) for path in SSRF_REDIRECTS],
+    # a Location that is no URL we fetch: a rejection, never a ValueError
+    *[(path, "fetch.bad_url", 2) for path in BAD_REDIRECTS],
 ]
+
+
+@pytest.fixture(autouse=True)
+def off_loopback_connects(monkeypatch):
+    """Every socket connect that would leave loopback is refused and recorded: with a guard switched
+    off by the mutation harness, a redirect to 10.0.0.1 must fail here, not go out."""
+    return forbid_off_loopback(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +109,9 @@ def test_misbehaviour_gets_its_reason_in_bounded_time(hostile, path, expected, b
     assert elapsed < bound, f"{path} took {elapsed:.1f}s"
 
 
-def test_suite_covers_at_least_25_misbehaviours():
-    assert len({c[0] for c in CASES if c[0] != "/ok.jpg"}) >= 25
+def test_suite_covers_at_least_70_misbehaviours():
+    assert len({c[0] for c in CASES if c[0] != "/ok.jpg"}) >= 70
+    assert len({c[0] for c in CASES}) == len(CASES)
 
 
 def test_retry_after_is_honoured():
@@ -120,18 +134,39 @@ def test_crawl_delay_spaces_requests():
 
 
 def test_noai_is_decided_before_the_body(hostile):
-    client = HttpClient(_settings(hostile.exempt))
-    assert client.get(hostile.base_url + "/noai.jpg", check_noai=True).data == b""
+    """The server holds the body back HOLD_S after the headers: a client that read the body
+    first could not answer sooner, and the server sees the connection closed unread."""
+    client = HttpClient(_settings(hostile.exempt, read_timeout_s=HOLD_S + 1, total_timeout_s=HOLD_S + 2))
+    start = time.monotonic()
+    result = client.get(hostile.base_url + "/noai-held.jpg", check_noai=True)
+    elapsed = time.monotonic() - start
+    client.close()
+    assert (result.ok, result.failure) == (False, "noai") and elapsed < HOLD_S / 3, elapsed
+    deadline = time.monotonic() + HOLD_S
+    while "/noai-held.jpg" not in hostile.events and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert hostile.events.get("/noai-held.jpg") == "closed before the body"
 
 
-def test_guard_never_connects_to_refused_addresses(hostile, monkeypatch):
-    connects = []
-    real = socket.create_connection
-    monkeypatch.setattr(socket, "create_connection", lambda addr, *a, **k: connects.append(addr) or real(addr, *a, **k))
-    client = HttpClient(_settings(hostile.exempt))
-    for path in ("/to-private", "/to-metadata", "/to-loopback"):
-        assert client.get(hostile.base_url + path).failure == "private_address"
-    assert all(host == "127.0.0.1" and port == hostile.port for host, port in connects)
+# Redirect targets that spell loopback without being the exempt 127.0.0.1:PORT of the hostile server.
+_LISTENER_SPELLINGS = ("http://localhost:{port}/x.jpg", "http://2130706433:{port}/x.jpg", "http://0x7f.1:{port}/x.jpg",
+                       "http://0177.0.0.1:{port}/x.jpg", "http://127.1:{port}/x.jpg", "http://0.0.0.0:{port}/x.jpg",
+                       "http://[::ffff:127.0.0.1]:{port}/x.jpg", "http://127.0.0.1:{port}/x.jpg")
+
+
+def test_guard_never_connects_to_refused_addresses(off_loopback_connects):
+    """Real connections observed: a listener counts what reaches it; nothing may."""
+    with HostileServer() as server, CountingListener() as listener:
+        client = HttpClient(_settings(server.exempt))
+        for n, spelling in enumerate(_LISTENER_SPELLINGS):
+            server.redirect(f"/to-listener-{n}", spelling.format(port=listener.port))
+            result = client.get(server.base_url + f"/to-listener-{n}")
+            assert result.failure == "private_address", (spelling, result.detail)
+        for path in ("/to-private", "/to-metadata", "/to-shared-space", "/to-6to4-loopback"):
+            assert client.get(server.base_url + path).failure == "private_address", path
+        client.close()
+        assert listener.settle() == (0, 0)  # no connection accepted, not a byte
+    assert off_loopback_connects == []
 
 
 def test_dns_failure_is_classified(monkeypatch):
@@ -143,7 +178,8 @@ def test_dns_failure_is_classified(monkeypatch):
 
 
 def test_tls_failure_is_classified(hostile):
-    client = HttpClient(_settings(hostile.exempt, retries=0))
+    # robots.txt off: its own TLS failure would read as robots_unavailable (RFC 9309: unreachable)
+    client = HttpClient(_settings(hostile.exempt, retries=0, respect_robots=False))
     assert client.get(f"https://127.0.0.1:{hostile.port}/ok.jpg").failure == "tls"  # TLS to a plain-HTTP port
 
 

@@ -1,4 +1,5 @@
-"""Build small WARC and WAT files with warcio for the tests (Common Crawl's record shapes)."""
+"""Build small WARC, WAT and ARC files for the tests (Common Crawl's record shapes; ARC v1 as the
+Internet Archive wrote it, read by warcio's ARC reader)."""
 
 from __future__ import annotations
 
@@ -73,9 +74,48 @@ class ArchiveBuilder:
         self._write(rec)
         return self
 
+    def metadata(self, url: str, payload: bytes) -> "ArchiveBuilder":
+        """A metadata record with any payload, typed as a WAT one (application/json)."""
+        self._write(self.writer.create_warc_record(url, "metadata", payload=io.BytesIO(payload),
+                                                   warc_content_type="application/json"))
+        return self
+
     def getvalue(self) -> bytes:
         return self.buf.getvalue()
 
 
 def gzipped(body: bytes) -> bytes:
     return gzip.compress(body, mtime=0)
+
+
+SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>'
+AVIF = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64)
+
+
+def http_response(body: bytes, content_type: str = "text/html", status: int = 200, extra_headers=()) -> bytes:
+    reason = {200: "OK", 404: "Not Found"}.get(status, "X")
+    head = [f"HTTP/1.0 {status} {reason}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in extra_headers)]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class ArcBuilder:
+    """An ARC v1 file: the ``filedesc://`` version block, then one block per record, each
+    ``URL IP-address Archive-date Content-type Archive-length`` + the HTTP response + a newline;
+    ``gzip_records`` compresses every block as its own gzip member (``.arc.gz``)."""
+
+    SPEC = b"1 0 wit-curator tests\nURL IP-address Archive-date Content-type Archive-length\n"
+
+    def __init__(self, gzip_records: bool = True, name: str = "test.arc"):
+        self.gzip_records = gzip_records
+        self.blocks = [b"filedesc://%s 0.0.0.0 20040101000000 text/plain %d\n" % (name.encode(), len(self.SPEC))
+                       + self.SPEC + b"\n"]
+
+    def response(self, url: str, body: bytes, content_type: str = "text/html", status: int = 200,
+                 date: str = "20040518015810", extra_headers=(), ip: str = "192.0.2.1") -> "ArcBuilder":
+        http = http_response(body, content_type, status, extra_headers)
+        self.blocks.append(f"{url} {ip} {date} {content_type} {len(http)}\n".encode("latin-1") + http + b"\n")
+        return self
+
+    def getvalue(self) -> bytes:
+        return b"".join(gzipped(b) if self.gzip_records else b for b in self.blocks)

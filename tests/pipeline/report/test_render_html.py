@@ -164,3 +164,26 @@ def test_report_in_headless_chromium(report, tmp_path):
     if os.environ.get("WIT_ARTIFACTS"):
         os.makedirs(os.environ["WIT_ARTIFACTS"], exist_ok=True)
         shutil.copy(shot, os.path.join(os.environ["WIT_ARTIFACTS"], "report.png"))
+
+
+def test_report_shows_internal_errors_escaped(img2dataset_dir, tmp_path):
+    run = load_run(str(img2dataset_dir))
+    page = open(write_report(run, str(tmp_path / "a" / "report.html")), encoding="utf-8").read()
+    assert 'id="internal-errors"' not in page
+    run.stats["internal_errors"] = {"total": 1, "by_reason": {"extract.internal_error": 1}, "samples": [
+        {"reason": "extract.internal_error", "key": "k", "url": "http://a.test/p.html",
+         "detail": "ValueError: <script>x</script> @ transforms/extract_alt_text.py:9 in extract_isolated"}]}
+    page = open(write_report(run, str(tmp_path / "b" / "report.html")), encoding="utf-8").read()
+    assert 'id="internal-errors"' in page and "extract.internal_error" in page and "exited 3" in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_report_shows_the_licence_mix_escaped(img2dataset_dir, tmp_path):
+    run = load_run(str(img2dataset_dir))
+    page = open(write_report(run, str(tmp_path / "a" / "report.html")), encoding="utf-8").read()
+    assert 'id="licenses"' not in page  # img2dataset records no licences
+    run.stats["license"] = {"allow": ["cc0-1.0", "<b>x</b>"], "kept": {"cc0-1.0": 3, "unknown": 1}}
+    page = open(write_report(run, str(tmp_path / "b" / "report.html")), encoding="utf-8").read()
+    assert 'id="licenses"' in page and 'href="#licenses"' in page
+    assert "<code>cc0-1.0</code></td><td class=\"num\">3</td><td class=\"num\">75.0%</td>" in page
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page

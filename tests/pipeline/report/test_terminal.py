@@ -78,3 +78,41 @@ def test_summary_shows_the_opt_out_table_only_when_something_was_refused(curated
     assert "blocklist.domain" in text and "fetch.noai" in text
     run.stats["opt_out"] = {"total": {}, "by_domain": {}, "domains": 0}
     assert opt_out_table(run) is None
+
+
+INTERNAL = {"total": 3, "by_reason": {"fetch.internal_error": 2, "crawl.internal_error": 1},
+            "samples": [{"reason": "crawl.internal_error", "key": "", "url": "http://a.test/[p].html",
+                         "detail": "RuntimeError: [bold]boom[/bold] @ transforms/crawl.py:1 in _visit"},
+                        {"reason": "fetch.internal_error", "key": "k1", "url": "http://a.test/1.jpg",
+                         "detail": "KeyError: 'x' @ transforms/fetch.py:2 in fetch_and_resize"}]}
+
+
+def test_summary_shows_internal_errors_only_when_there_were_some(img2dataset_dir):
+    from pipeline.report.terminal import internal_errors_table
+
+    run = load_run(str(img2dataset_dir))
+    assert internal_errors_table(run) is None
+    run.stats["internal_errors"] = {"total": 0, "by_reason": {}, "samples": []}
+    assert internal_errors_table(run) is None
+    run.stats["internal_errors"] = INTERNAL
+    console, buf = _console()
+    print_summary(run, console)
+    text = buf.getvalue()
+    assert "Internal errors (3 items set aside" in text and "fetch.internal_error" in text
+    assert "[bold]boom[/bold]" in text and "http://a.test/[p].html" in text  # web text: no rich markup
+    assert "fetch_and_resize" in text
+
+
+def test_summary_shows_the_licence_mix_of_kept_samples(curated):
+    from pipeline.report.terminal import license_table
+
+    run = load_run(str(curated))
+    assert run.stats["license"]["kept"] == {"unknown": run.stats["kept"]}  # the sample web declares none
+    run.stats["license"] = {"allow": ["cc-by-*"], "kept": {"cc-by-4.0": 6, "cc-by-sa-2.0-de": 2, "[red]": 2}}
+    console, buf = _console()
+    print_summary(run, console)
+    text = buf.getvalue()
+    assert "Licences of kept samples (license.allow: cc-by-*)" in text
+    assert "cc-by-4.0" in text and "60.0%" in text and "cc-by-sa-2.0-de" in text and "[red]" in text
+    run.stats.pop("license")
+    assert license_table(run) is None
