@@ -32,6 +32,7 @@ class DropReason(str, enum.Enum):
     CRAWL_DUPLICATE_PAGE = "crawl.duplicate_page"  # rel=canonical already crawled, or the same bytes
     CRAWL_ROBOTS_UNAVAILABLE = "crawl.robots_unavailable"  # robots.txt 5xx/unreachable: RFC 9309 complete disallow
     CRAWL_HOST_TOO_SLOW = "crawl.host_too_slow"  # Crawl-delay / Retry-After above fetch.max_host_delay_s
+    CRAWL_NOAI = "crawl.noai"  # X-Robots-Tag noai/noimageai (for us) on the page's response: its pairs are not used
     CRAWL_TDM_RESERVED = "crawl.tdm_reserved"  # TDMRep reservation for the page (header or tdmrep.json)
     CRAWL_BAD_URL = "crawl.bad_url"
     CRAWL_INTERNAL = "crawl.internal_error"  # an unexpected exception on one page (type, message, where)

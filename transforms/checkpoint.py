@@ -25,6 +25,8 @@ its kind (a success in a ``rejected-`` file) or point at a blob outside this run
 ``OUT/_work/images``, is ignored with a warning and its pairs are fetched again.
 Files of an older version (``*.pkl``) are never opened. A record Arrow cannot
 hold (a lone surrogate in a caption) is not saved; its pair runs again on resume.
+Neither is an ``*.internal_error`` rejection (pipeline/faults.py): that is a bug met,
+not the pair's outcome, and a resume (with the bug fixed, say) tries the pair again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.faults import is_internal
 from pipeline.records import Rejection, pair_of
 from transforms.checkpoint_format import CheckpointError, decode, encode
 from transforms.image_store import IMAGES, blob_complete
@@ -167,6 +170,8 @@ class _SaveFn(beam.DoFn):
         self.buffer = []
 
     def process(self, record):
+        if isinstance(record, Rejection) and is_internal(record.reason):
+            return  # a bug of ours, not the item's outcome: a resume with a fixed build tries it again
         self.buffer.append(record)
         if len(self.buffer) >= self.flush_every:
             self._flush()

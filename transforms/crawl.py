@@ -4,7 +4,11 @@ Input: a PCollection of seed URLs (str). Output: ``(pages, failures)`` —
 ``Page`` records with the HTML bytes, and ``PageFailure`` records (reasons
 ``crawl.http_4xx``, ``crawl.http_5xx``, ``crawl.not_html``, ``crawl.robots_disallowed``,
 ``crawl.private_address``, ``crawl.too_large``, ``crawl.error``,
-``crawl.duplicate_page``). Pages are not pairs, so failures go to the page funnel
+``crawl.duplicate_page``, ``crawl.robots_unavailable`` (robots.txt 5xx or unreachable:
+RFC 9309 complete disallow), ``crawl.host_too_slow`` (Crawl-delay / Retry-After over
+``fetch.max_host_delay_s``), ``crawl.tdm_reserved`` and ``crawl.noai`` (TDMRep reservation
+or X-Robots-Tag noai for us on the page's response, decided from its headers),
+``crawl.internal_error``). Pages are not pairs, so failures go to the page funnel
 in stats.json, not the rejections table.
 
 Duplicate pages (``crawl.canonical``, ``crawl.duplicate_content``): the first
@@ -62,6 +66,7 @@ _CRAWL_REASONS = {
     http_client.ROBOTS_UNAVAILABLE: DropReason.CRAWL_ROBOTS_UNAVAILABLE,
     http_client.HOST_TOO_SLOW: DropReason.CRAWL_HOST_TOO_SLOW,
     http_client.TDM_RESERVED: DropReason.CRAWL_TDM_RESERVED,
+    http_client.NOAI: DropReason.CRAWL_NOAI,
 }
 
 
@@ -193,7 +198,9 @@ class DuplicatePages:
 
 
 def _fetch_page(client: HttpClient, url: str, depth: int, max_bytes: int) -> Union[Page, PageFailure]:
-    result = client.get(url)
+    # X-Robots-Tag noai on the HTML response: the page's alt text is the site's content too. Decided from
+    # the headers, like a TDMRep reservation: the body is not read, so its links are not followed either.
+    result = client.get(url, check_noai=True)
     if not result.ok:
         reason = _CRAWL_REASONS.get(result.failure, DropReason.CRAWL_ERROR)
         return PageFailure(url, reason, f"{result.failure}: {result.detail}")

@@ -8,8 +8,11 @@ given; rejections with ``fetch.timeout``, ``fetch.connect``, ``fetch.dns``,
 ``fetch.unsupported_format`` (SVG and other images we do not rasterise),
 ``fetch.robots_disallowed``, ``fetch.noai``, ``fetch.private_address``,
 ``fetch.redirect_loop``, ``fetch.too_many_redirects``, ``fetch.bad_response``,
-``fetch.incomplete_body``, ``fetch.bad_url`` — and, with resizing, the
-``image.*`` reasons of transforms/resize.py.
+``fetch.incomplete_body``, ``fetch.bad_url``, ``fetch.robots_unavailable`` (a 5xx or
+unreachable robots.txt: RFC 9309 complete disallow), ``fetch.host_too_slow`` (Crawl-delay or
+Retry-After over ``fetch.max_host_delay_s``: no wait is unbounded), ``fetch.tdm_reserved``
+(TDMRep header or the origin's tdmrep.json) — and, with resizing, the ``image.*`` reasons of
+transforms/resize.py.
 
 Internal errors (pipeline/faults.py): an unexpected exception while one pair is
 downloaded is that pair's ``fetch.internal_error`` (the HostScheduler hands the

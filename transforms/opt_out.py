@@ -3,10 +3,11 @@
 Input: every ``Rejection`` of a run. Output: ``(section, name, value)`` stats values
 for WriteStats: ``("opt_out", "total", {reason: n})`` and ``("opt_out", "by_domain",
 {domain: {reason: n}})`` over the pairs dropped because a site or the curator said no:
-``fetch.robots_disallowed``, ``fetch.robots_unavailable`` (RFC 9309 reads an
-unreachable robots.txt as a complete disallow), ``fetch.noai``,
+``fetch.robots_disallowed``, ``fetch.noai``,
 ``fetch.tdm_reserved``, ``extract.page_noai``, ``extract.tdm_reserved`` and every
 ``blocklist.*`` reason. Other rejections are ignored; nothing is dropped.
+``fetch.robots_unavailable`` (RFC 9309 reads a 5xx or unreachable robots.txt as a
+complete disallow) is not here: it is mostly a host that is down, not one that said no.
 
 The domain is the host the refusal is about: the page's host for
 ``blocklist.page_domain`` and the page-level ``extract.*`` opt-outs (a ``<meta>``
@@ -27,7 +28,7 @@ import apache_beam as beam
 from pipeline.records import DropReason, Rejection
 
 OPT_OUT_REASONS = frozenset(
-    [DropReason.FETCH_ROBOTS.value, DropReason.FETCH_ROBOTS_UNAVAILABLE.value, DropReason.FETCH_NOAI.value,
+    [DropReason.FETCH_ROBOTS.value, DropReason.FETCH_NOAI.value,
      DropReason.FETCH_TDM_RESERVED.value, DropReason.EXTRACT_PAGE_NOAI.value, DropReason.EXTRACT_TDM_RESERVED.value]
     + [r.value for r in DropReason if r.stage == "blocklist"])
 # Refusals about the page (its host), not about the image.

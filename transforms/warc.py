@@ -76,11 +76,12 @@ def read_file(path: str, limits: WarcLimits, spec: ExtractSpec, warnings: collec
     try:
         fh = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except Exception as exc:  # noqa: BLE001 — a vanished or unreadable file costs that file only
-        reason = DropReason.WARC_UNREADABLE if isinstance(exc, OSError) else DropReason.WARC_INTERNAL
-        detail = f"{file_name(path)}: cannot open: " + (faults.describe(exc) if isinstance(exc, OSError)
-                                                          else faults.internal_error(reason, exc, path))
-        yield ("unreadable" if reason is DropReason.WARC_UNREADABLE else "internal_error"), \
-            PageFailure(path, reason, detail[:DETAIL_MAX_CHARS])
+        if isinstance(exc, OSError):
+            kind, reason, why = "unreadable", DropReason.WARC_UNREADABLE, faults.describe(exc)
+        else:
+            kind, reason = "internal_error", DropReason.WARC_INTERNAL
+            why = faults.internal_error(reason, exc, path)
+        yield kind, PageFailure(path, reason, f"{file_name(path)}: cannot open: {why}"[:DETAIL_MAX_CHARS])
         return
     with fh:
         yield from read_warc(fh, path, limits, spec, warnings)

@@ -302,8 +302,10 @@ class _FileRecords:
 
 def read_warc(fileobj, path: str, limits: WarcLimits, spec: ExtractSpec = ExtractSpec(),
               warnings: Optional[collections.Counter] = None) -> Iterator[tuple]:
-    """(tally kind or None, output or None) for every record of one archive file (seekable);
-    warcio's warnings are counted into ``warnings``. No exception escapes."""
+    """(tally kind or None, output or None) for every record of one archive file; warcio's warnings
+    are counted into ``warnings``. No exception escapes. Sniffing the format, re-reading a
+    whole-file gzip and resuming after an unreadable record need a seekable file (Beam's
+    FileSystems.open gives one); any other stream is read as a WARC, up to its first failure."""
     warnings = collections.Counter() if warnings is None else warnings
     try:
         for record, failure in _FileRecords(fileobj, path, warnings):
@@ -311,11 +313,12 @@ def read_warc(fileobj, path: str, limits: WarcLimits, spec: ExtractSpec = Extrac
                 yield failure
             else:
                 yield from isolated_outputs(record, limits, spec, warnings)
-    except Exception as exc:  # noqa: BLE001 — sniffing or rewinding the file failed: the file is one failure
-        kind = "unreadable" if is_unreadable(exc) else "internal_error"
-        reason = DropReason.WARC_UNREADABLE if kind == "unreadable" else DropReason.WARC_INTERNAL
-        detail = f"{file_name(path)}: " + (faults.describe(exc) if kind == "unreadable"
-                                              else faults.internal_error(reason, exc, path))
-        yield kind, PageFailure(path, reason, detail[:DETAIL_MAX_CHARS])
+    except Exception as exc:  # noqa: BLE001 — sniffing, seeking or rewinding failed: one more failure for the file
+        if is_unreadable(exc):
+            kind, reason, why = "unreadable", DropReason.WARC_UNREADABLE, faults.describe(exc)
+        else:
+            kind, reason = "internal_error", DropReason.WARC_INTERNAL
+            why = faults.internal_error(reason, exc, path)
+        yield kind, PageFailure(path, reason, f"{file_name(path)}: {why}"[:DETAIL_MAX_CHARS])
 
 

@@ -272,6 +272,23 @@ def test_a_record_warcio_itself_trips_on_is_unreadable_and_reading_resumes():
     assert out[1][1].detail.startswith(f"mem.warc: offset {len(one)}: skipped to offset {len(one) + len(two)}: ")
 
 
+def test_a_stream_that_cannot_seek_is_read_as_a_warc():
+    class Stream:
+        def __init__(self, data):
+            self.inner = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self.inner.read(n)
+
+        def seekable(self):
+            return False
+
+    data = b"".join(_records("http://h/1.html", "http://h/2.html"))
+    out = list(read_warc(Stream(data), "pipe", WarcLimits()))
+    assert [k for k, _ in out] == ["html", "html"]
+    assert [k for k, _ in read_warc(Stream(data[:-30] + b"junk" + data), "pipe", WarcLimits())][-1] == "unreadable"
+
+
 def test_a_file_that_cannot_be_opened_is_one_failure(tmp_path):
     out = list(read_file(str(tmp_path / "gone.warc.gz"), WarcLimits(), ExtractSpec(), collections.Counter()))
     assert [k for k, _ in out] == ["unreadable"]

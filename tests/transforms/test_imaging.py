@@ -1,0 +1,91 @@
+"""transforms.imaging: large images that are not RGB are flattened after the downscale, band by band,
+with the same pixels as flattening first and a peak of about one decode."""
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transforms import imaging
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flatten_first(img, size, resample):
+    """What resize_image did before: the whole image to RGB, then the resize."""
+    rgb = imaging._to_rgb(img)
+    return rgb if rgb.size == size else rgb.resize(size, resample, reducing_gap=3.0)
+
+
+def _image(mode: str, w: int, h: int) -> Image.Image:
+    rng = np.random.default_rng(w * 1000 + h)
+    rgba = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    if mode == "P+transparency":
+        img = rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+        img.info["transparency"] = 3
+        return img
+    if mode == "I;16":
+        return Image.frombytes("I;16", (w, h), rng.integers(0, 65535, (h, w)).astype("<u2").tobytes())
+    return rgba.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "P+transparency", "P", "L", "1", "CMYK", "I;16", "RGB"])
+@pytest.mark.parametrize("w,h", [(301, 203), (97, 410)])
+@pytest.mark.parametrize("size", [(64, 43), (150, 101), (300, 203), (520, 350), (301, 60), (40, 203)])
+@pytest.mark.parametrize("resample", ["bicubic", "lanczos", "box"])
+def test_banded_flattening_gives_the_pixels_of_flattening_first(monkeypatch, mode, w, h, size, resample):
+    monkeypatch.setattr(imaging, "_BAND_PIXELS", 3000)  # small images take the banded path too
+    img = _image(mode, w, h)
+    size = size if size != (300, 203) else (w, h)  # and once no resize at all
+    got = imaging._rgb_resized(img, size, imaging._RESAMPLE[resample])
+    want = _flatten_first(img, size, imaging._RESAMPLE[resample])
+    assert got.mode == "RGB" and got.size == want.size and got.tobytes() == want.tobytes()
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def write_rgba_png(path: Path, w: int, h: int) -> None:
+    """A w x h 8-bit RGBA PNG of 64-row bands (colour ramps, four alpha levels): small on disk,
+    w*h*4 bytes decoded. Rows after a band's first use PNG's "Up" filter: all zeros."""
+    ramp = bytes(b for x in range(w) for b in (x * 255 // w, 90, 200, (x // 7 % 4) * 85))
+    comp, idat = zlib.compressobj(1), []
+    for y in range(h):
+        idat.append(comp.compress(b"\x00" + ramp if y % 64 == 0 else b"\x02" + bytes(4 * w)))
+    idat.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(idat)) + _chunk(b"IEND", b""))
+
+
+_PEAK = """
+import os, resource, sys
+if os.environ.get("WIT_MUTATION"):  # the guard-mutation harness reaches into this process too
+    import tests.mutation.plugin as plugin
+    plugin.pytest_configure(None)
+from transforms.imaging import ResizeSpec, resize_image
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+res = resize_image(data, ResizeSpec(image_size=256, mode="border", max_pixels=10**9))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(res.original_width * res.original_height * 4, (after - before) * 1024)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_large_rgba_png_is_about_one_decode(tmp_path):
+    """36 Mpx RGBA (144 MB decoded): flattening at full size first peaked at ~4.8x the decode."""
+    path = tmp_path / "big.png"
+    write_rgba_png(path, 6000, 6000)
+    proc = subprocess.run([sys.executable, "-c", _PEAK, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    decoded, grown = map(int, proc.stdout.split())
+    assert decoded == 6000 * 6000 * 4
+    assert grown < 1.6 * decoded, f"peak grew by {grown / decoded:.2f}x the decoded size"
