@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SKIP_SCHEMES = ("mailto:", "javascript:", "tel:", "data:", "ftp:")
+_C0_OR_SPACE = "".join(map(chr, range(33)))
 
 _CRAWL_REASONS = {
     http_client.HTTP_4XX: DropReason.CRAWL_HTTP_4XX,
@@ -97,10 +98,11 @@ def normalize_url(url: str) -> str:
     URL that does not parse (a bad IPv6 literal) or whose port does not is kept as
     written (minus the fragment): the fetch stage rejects it as ``fetch.bad_url``
     rather than the crawl crashing on it."""
+    url = url.strip(_C0_OR_SPACE)  # what browsers strip (str.strip would also take U+2028, U+3000)
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
     except ValueError:
-        return url.strip().split("#", 1)[0]
+        return url.split("#", 1)[0].rstrip(_C0_OR_SPACE)
     scheme = parts.scheme.lower()
     try:
         port = parts.port
@@ -114,7 +116,8 @@ def normalize_url(url: str) -> str:
         netloc = f"{host}:{port}"
     if parts.username or parts.password:
         netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
-    return urlunsplit((scheme, netloc, _remove_dot_segments(parts.path or "/"), parts.query, ""))
+    # rstrip: "http://h/a #f" loses its fragment, then its space, once and for all (idempotent)
+    return urlunsplit((scheme, netloc, _remove_dot_segments(parts.path or "/"), parts.query, "")).rstrip(_C0_OR_SPACE)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class PageLinks:
 def _absolute(base: str, href: str, max_chars: int = MAX_URL_CHARS) -> str:
     """The normalised absolute http(s) URL of an href, or "" (also when it does not parse, has a
     bad port or no host, or is longer than ``max_chars`` once normalised: skipped, never cut)."""
-    href = href.strip()
+    href = href.strip(_C0_OR_SPACE)
     if not href or href.startswith("#") or href.lower().startswith(_SKIP_SCHEMES):
         return ""
     absolute = join(base, href)

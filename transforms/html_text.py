@@ -11,6 +11,9 @@ then a guess. bs4's UnicodeDammit does the declared and sniffed steps (the
 card's tool for this); before its statistical guess, which is slow, bytes that
 are valid UTF-8 are taken as UTF-8 (what browsers do for an undeclared page), and
 the guess for other undeclared pages is made on their text without the markup.
+A declared label Python does not decode text with, or decodes with a codec that is no
+web encoding ("undefined" always raises, "punycode" raises on ordinary bytes, the escape
+codecs read backslashes), counts as undeclared, as browsers ignore labels they do not know.
 
 Deep pages are parsed completely. libxml2 stops building the tree at depth 256 (2,048 with
 ``huge_tree``) and silently drops everything after: every ``<img>`` and ``<a>`` past a few
@@ -27,6 +30,7 @@ length: ``str.isdigit()`` accepts "²" and "３", which ``int()`` rejects or mis
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 import threading
 from typing import Optional
@@ -37,6 +41,8 @@ from lxml import etree
 
 MAX_DEPTH = 2048  # libxml2's own limit with huge_tree: deeper elements become siblings
 _PIXELS = re.compile(r"[0-9]{1,9}")  # ASCII digits only; 9 keep int() cheap and the value sane
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # what lxml's API refuses in text
+_NOT_NAME = re.compile(r"[^\w.\-]")
 _LOCAL = threading.local()  # one parser per thread: its error log tells whether the tree is whole
 _TAGS = re.compile(rb"<[^>]*>")
 _SNIFF_BYTES = 65536
@@ -44,6 +50,8 @@ _PRESCAN_BYTES = 1024
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "ascii", "us-ascii"})
 _XML_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']?([a-zA-Z0-9_.:+-]+)""", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:+-]+)""", re.I)
+_NOT_WEB = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "utf-7",
+                      "mbcs", "oem"})
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
 
@@ -60,12 +68,28 @@ def int_attr(value: Optional[str]) -> Optional[int]:
     return int(digits) if _PIXELS.fullmatch(digits) else None
 
 
+def web_charset(name: Optional[str]) -> Optional[str]:
+    """``name`` when Python decodes text with it and it is a web encoding, else None. A remote
+    label must not pick a Python-only codec: "undefined" always raises, "punycode" and "idna"
+    raise on ordinary bytes, the escape codecs would read backslashes as escapes (browsers ignore
+    labels they do not know, as this does)."""
+    if not name:
+        return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # unknown, or a NUL in the label
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_WEB:
+        return None
+    return name
+
+
 def _header_charset(content_type: str) -> list[str]:
     declared = []
     for part in content_type.split(";")[1:]:
         name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            declared.append(value.strip("\"' "))
+        if name.lower() == "charset" and (charset := web_charset(value.strip("\"' "))):
+            declared.append(charset)
     return declared
 
 
@@ -77,9 +101,10 @@ def _sniffed(html: bytes) -> Optional[str]:
     if not guess:
         return None
     try:
-        return html.decode(guess, errors="replace")
-    except LookupError:
+        text = html.decode(guess, errors="replace")
+    except (LookupError, ValueError):
         return None
+    return text if _keeps_markup(text, html) else None
 
 
 def declared_charset(html: bytes) -> Optional[str]:
@@ -94,7 +119,7 @@ def declared_charset(html: bytes) -> Optional[str]:
 def _strict(html: bytes, encoding: str) -> Optional[str]:
     try:
         return html.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
+    except (ValueError, LookupError):  # UnicodeError is a ValueError
         return None
 
 
@@ -104,7 +129,7 @@ def _decode(html: bytes, content_type: str) -> tuple[str, str]:
     declared = [] if bom else _header_charset(content_type)  # a BOM wins
     if not bom:
         # The common cases without UnicodeDammit's machinery (it would decode the same way).
-        meta = None if declared else declared_charset(html)
+        meta = None if declared else web_charset(declared_charset(html))
         encoding = declared[0] if declared else (meta or "utf-8")
         text = _strict(html, encoding)
         if text is not None:
@@ -114,9 +139,16 @@ def _decode(html: bytes, content_type: str) -> tuple[str, str]:
             if text is not None:
                 return text, ""
     dammit = UnicodeDammit(html, known_definite_encodings=declared, is_html=True)
-    if dammit.unicode_markup is None:
+    text = dammit.unicode_markup
+    if text is None or (not declared and not bom and not _keeps_markup(text, html)):
         return html.decode("utf-8", errors="replace"), ""
-    return dammit.unicode_markup, ""
+    return text, ""
+
+
+def _keeps_markup(text: str, html: bytes) -> bool:
+    """Whether a guessed decoding kept the page's tags: on little text a detector may say UTF-16,
+    which turns an ASCII page into CJK (every <img> lost); ASCII-compatible charsets keep each "<"."""
+    return text.count("<") * 2 >= html.count(b"<")
 
 
 def decode_html(html: bytes, content_type: str = "") -> str:
@@ -152,7 +184,9 @@ def _too_deep(parser) -> bool:
 
 class _CappedTreeBuilder:
     """Parser target: lxml's TreeBuilder, except that an element opened ``MAX_DEPTH`` levels deep
-    closes the deepest open one first and takes its place (a sibling, not a child)."""
+    closes the deepest open one first and takes its place (a sibling, not a child). The
+    builder's API refuses what libxml2's own tree takes (control characters, a quote in a tag
+    name, "--" in a comment): such text is repaired, such a comment or PI left out."""
 
     def __init__(self, parser):
         self._builder = etree.TreeBuilder(parser=parser)
@@ -163,8 +197,12 @@ class _CappedTreeBuilder:
         if len(self._open) >= MAX_DEPTH:
             self._builder.end(self._open.pop())
             self._flattened += 1
+        try:
+            self._builder.start(tag, attrib)
+        except ValueError:
+            tag = _xml_name(tag)
+            self._builder.start(tag, {_xml_name(k): _xml_text(v) for k, v in attrib.items()})
         self._open.append(tag)
-        self._builder.start(tag, attrib)
 
     def end(self, tag):
         if self._flattened:
@@ -173,18 +211,30 @@ class _CappedTreeBuilder:
             self._builder.end(self._open.pop())
 
     def data(self, text):
-        self._builder.data(text)
+        self._builder.data(_xml_text(text))  # checked when flushed: repaired now
 
     def comment(self, text):
-        self._builder.comment(text)
+        with contextlib.suppress(ValueError):
+            self._builder.comment(text)
 
     def pi(self, target, data=None):
-        self._builder.pi(target, data)
+        with contextlib.suppress(ValueError):
+            self._builder.pi(target, data)
 
     def close(self):
         while self._open:
             self._builder.end(self._open.pop())
         return self._builder.close()
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text) if _NOT_XML.search(text) else text
+
+
+def _xml_name(name: str) -> str:
+    """A tag or attribute name lxml's API accepts (libxml2's HTML tokenizer allows any)."""
+    clean = _NOT_NAME.sub("_", name)
+    return clean if clean[:1].isalpha() else "_" + clean
 
 
 def _parse_capped(data: bytes):

@@ -9,7 +9,8 @@ pairs and rejections (transforms/extract_alt_text.py describes the rules).
 
 Resolution never raises: a URL that does not parse (``http://[::1``), has a bad port or no
 host, or is longer than ``max_chars`` (transforms/url_guard.py) resolves to "" (the caller's
-``extract.bad_url``).
+``extract.bad_url``). A srcset candidate whose URL does not parse is left out of the choice,
+like one with an invalid descriptor, so that it cannot hide the image's other sources.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from typing import Optional
 from transforms.html_text import int_attr
 from transforms.srcset import Candidate, choose_candidate, parse_srcset, with_src
-from transforms.url_guard import MAX_URL_CHARS, join, url_problem
+from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
 
+_C0_OR_SPACE = "".join(map(chr, range(33)))
 LAZY_SRC = ("data-lazy-src", "data-src", "data-original")
 SRCSET_ATTRS = ("data-lazy-srcset", "data-srcset", "srcset")
 # <source type> values we decode (transforms/imaging.py via Pillow); absent type = any.
@@ -47,7 +49,9 @@ def lazy_or_src(img) -> Source:
 
 
 def _usable(cands: list[Candidate]) -> list[Candidate]:
-    return [c for c in cands if not c.url.startswith("data:")]
+    """Candidates worth choosing: not inline, and URLs that parse (a bad IPv6 literal or port in
+    one candidate must not hide the image's other sources)."""
+    return [c for c in cands if not c.url.startswith("data:") and parses(c.url)]
 
 
 def img_candidates(img, src: str) -> list[Candidate]:
@@ -163,7 +167,7 @@ def join_url(base_dir: str, src: str, max_chars: int = MAX_URL_CHARS) -> str:
 def _plain_path(src: str) -> bool:
     """A plain relative path ("images/a.png"): urljoin would append it to the directory as is.
     (Whitespace and control characters go through urljoin, which strips or removes them.)"""
-    return (src[0] > " " and src[0] not in "?#;./\\" and ":" not in src and "./" not in src and "\\" not in src
+    return (src[0] not in "?#;./\\" and ":" not in src and "./" not in src and "\\" not in src
             and " " not in src and "\t" not in src and "\n" not in src and "\r" not in src)
 
 
@@ -171,10 +175,23 @@ def resolve(base: str, base_dir: str, src: str, max_chars: int = MAX_URL_CHARS) 
     """The absolute http(s) URL of ``src`` on a page (``base_dir``: the base's directory, or ""
     when it is not http(s)); "" when there is none. ``base_dir`` must parse (it does when it
     was joined from a base that does)."""
+    src = src.lstrip(_C0_OR_SPACE)  # as urlsplit does; nothing left is no source (not the page itself)
     if not src:
         return ""
     if _plain_path(src):
         url = base_dir + src if base_dir else ""
         return url if len(url) <= max_chars else ""
-    # Other relative forms depend only on the directory too; "?x", "#x" need the whole base.
-    return join_url(base_dir if src[0] not in "?#;" else base, src, max_chars)
+    return join_url(base if _needs_whole_base(src) else base_dir, src, max_chars)
+
+
+def _needs_whole_base(src: str) -> bool:
+    """Whether ``src`` resolves against more than the base's directory: "?x", "#x", and forms
+    with no host and no path ("http:", "http://", "http:?x": the base itself, as "" is).
+    Relative paths and URLs with a host need only the directory (a cache key shared by a
+    site's pages)."""
+    if src[0] in "?#;":
+        return True
+    slashes = src.find("//")
+    if slashes < 0:
+        return ":" in src
+    return slashes + 2 == len(src) or src[slashes + 2] in "/?#"

@@ -112,10 +112,12 @@ def _rgb_resized(img: Image.Image, size: tuple, resample) -> Image.Image:
         return rgb if rgb.size == size else rgb.resize(size, resample, reducing_gap=_REDUCING_GAP)
     fx, fy = int(w / tw / _REDUCING_GAP) or 1, int(h / th / _REDUCING_GAP) or 1
     if fx > 1 or fy > 1:  # reduce each band by the integer factor, then resize the small image
-        reduced = _bands(img, fy, (math.ceil(w / fx), math.ceil(h / fy)), lambda b: _to_rgb(b).reduce((fx, fy)), fy)
+        reduced = _bands(img, fy, (math.ceil(w / fx), math.ceil(h / fy)),
+                         lambda band: _to_rgb(band).reduce((fx, fy)), fy)
         return reduced.resize(size, resample, box=(0, 0, w / fx, h / fy))
     if tw != w:  # Pillow's horizontal pass, band by band (rows are independent), then the vertical
-        across = _bands(img, 1, (tw, h), lambda b: _to_rgb(b).resize((tw, b.height), resample, box=(0, 0, w, b.height)), 1)
+        across = _bands(img, 1, (tw, h),
+                        lambda band: _to_rgb(band).resize((tw, band.height), resample, box=(0, 0, w, band.height)), 1)
     else:
         across = _bands(img, 1, (w, h), _to_rgb, 1)  # no resize across: the output is this tall anyway
     return across if th == h else across.resize(size, resample, box=(0, 0, tw, h))

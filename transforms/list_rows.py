@@ -142,11 +142,18 @@ def _pairs(source: str, rows: Iterable[tuple], max_chars: int) -> Iterator[AltPa
 
 # ---- tables (parquet, CSV, TSV) -----------------------------------------------------------------
 
+def _names(table: pa.Table) -> list[str]:
+    try:
+        return table.column_names
+    except UnicodeDecodeError:  # a parquet schema is not checked on read
+        raise Unreadable("column names that are not UTF-8") from None
+
+
 def _column(table: pa.Table, name: str):
-    found = table.schema.get_all_field_indices(name)
+    found = [i for i, n in enumerate(_names(table)) if n == name]
     if len(found) != 1:
         what = "no column" if not found else f"{len(found)} columns named"
-        raise Unreadable(f"{what} {name!r} (columns: {', '.join(table.column_names)[:150]})")
+        raise Unreadable(f"{what} {name!r} (columns: {', '.join(_names(table))[:150]})")
     return table.column(found[0])
 
 
@@ -167,9 +174,9 @@ def _values(column, plain: bool) -> list:
 
 def _table_rows(table: pa.Table, url_col: str, caption_col: str) -> Iterator[tuple]:
     urls = _values(_column(table, url_col), plain=False)
-    captions = (_values(_column(table, caption_col), plain=False) if caption_col in table.column_names
+    captions = (_values(_column(table, caption_col), plain=False) if caption_col in _names(table)
                 else [None] * len(urls))
-    names = [c for c in table.column_names if c not in (url_col, caption_col)]
+    names = [c for c in _names(table) if c not in (url_col, caption_col)]
     extras = zip(*(_values(table.column(c), plain=True) for c in names)) if names else None
     for index, (url, caption) in enumerate(zip(urls, captions)):
         extra = tuple(zip(names, next(extras))) if extras is not None else ()
@@ -203,13 +210,25 @@ def _csv_rows(source: str, path: str, data: bytes, fmt: str, url_col: str, capti
         data = _text(data).encode("utf-8", errors="surrogateescape")
     if not data.strip():
         return  # an empty list: no rows, nothing to account for
-    table, skipped = _read_csv(data, fmt, url_col, caption_col)
+    table, skipped = _read_csv(_utf8_header(data), fmt, url_col, caption_col)
     _column(table, url_col)  # a file without the URL column is unreadable before any row comes out
     yield from _pairs(source, _table_rows(table, url_col, caption_col), max_chars)
     for k, (line, text, expected, actual) in enumerate(skipped):
         index = -1 - line if line is not None else -1_000_000_000 - k
         yield _bad_row(source, path, index, f"line {line}: {actual} fields, expected {expected}: "
                                             f"{_fix_text(text)[:100]!r}")
+
+
+def _utf8_header(data: bytes) -> bytes:
+    """The header row's bytes that are not UTF-8 replaced (U+FFFD): pyarrow cannot name a column
+    with them, and one such name would make the whole file unreadable."""
+    end = data.find(b"\n")
+    head = data if end < 0 else data[:end]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return head.decode("utf-8", errors="replace").encode("utf-8") + (b"" if end < 0 else data[end:])
+    return data
 
 
 def _parquet_rows(source: str, data: bytes, url_col: str, caption_col: str, max_chars: int):

@@ -14,6 +14,9 @@ square crop); ``border`` (longer side, then white padding to a square).
 CMYK and alpha images become RGB (alpha composited on white), animated images
 give their first frame. Large JPEGs are decoded at reduced size (``draft``):
 the DCT scaling makes decode ~4x cheaper when the target is much smaller.
+Large images that are not RGB are flattened after the downscale, a band of rows
+at a time, with the same pixels (transforms/imaging.py): the peak per image is
+one decode plus the output, so a big RGBA PNG costs ~1x its decoded size, not ~5x.
 """
 
 from __future__ import annotations

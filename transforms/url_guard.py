@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 MAX_URL_CHARS = 2048
 _DETAIL_CHARS = 120
+_SURROGATE = re.compile("[\ud800-\udfff]")  # from JSON escapes or undecodable bytes: cannot be sent
 # URLs that certainly parse (lower-case http(s) scheme, a plain host, a port below 10000, no
 # whitespace, control character or bracket): most list rows, checked without urlsplit's ~3 us.
 _PLAIN = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,4})?(?:[/?#][\x21-\x5a\x5c\x5e-\x7e]*)?")
@@ -62,6 +63,8 @@ def url_problem(url: str, max_chars: Optional[int] = MAX_URL_CHARS) -> str:
         return f"unparseable URL: {exc}"[:_DETAIL_CHARS]
     if parts.scheme not in ("http", "https"):
         return "not an http(s) URL"
+    if not url.isascii() and _SURROGATE.search(url):
+        return "not valid Unicode (a lone surrogate)"
     if not parts.hostname:
         return "no host"
     return ""

@@ -23,8 +23,8 @@ was crawled), or a ``Rejection``:
   (pipeline/faults.py).
 
 Encoding policy (text formats): UTF-8, a BOM stripped (a UTF-16/32 BOM: that
-encoding). Bytes that are not UTF-8 in a caption or any other text column are
-replaced with U+FFFD, row by row (pyarrow alone types such a column as binary,
+encoding). Bytes that are not UTF-8 in a caption, any other text column or a
+column name are replaced with U+FFFD, row by row (pyarrow alone types such a column as binary,
 and every value of it would come out as ``"b'...'"``); a row whose URL is not
 valid UTF-8 is ``extract.bad_encoding`` (a guessed URL would name another
 resource). JSON's lone surrogates (``"\\ud800"``) are treated the same way: they

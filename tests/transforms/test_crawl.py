@@ -226,3 +226,57 @@ def test_duplicate_checks_can_be_turned_off(scripted_server, client):
     assert all(isinstance(r, Page) for r in both) and len(both) == 2
     only_bytes = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, canonical=False))
     assert [type(r) for r in only_bytes] == [Page, PageFailure] and "same bytes" in only_bytes[1].detail
+
+
+# ---- bad and over-long links, deep pages, the shared parse (helper: parsers) --------------------
+
+import pytest  # noqa: E402
+
+from transforms.url_guard import MAX_URL_CHARS  # noqa: E402
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[oops/x#frag", "//[x]/y", " http://[a/b#c "])
+def test_normalize_url_never_raises(url):
+    assert normalize_url(url) == url.strip().split("#")[0]  # as written, for fetch.bad_url to refuse
+    assert normalize_url("HTTP://[::1]:80/a/../b#f") == "http://[::1]/b"
+
+
+@pytest.mark.parametrize("href", ["http://[::1", "http://[oops/x.html", "//[x]/y.html", "http://h:99999/x",
+                                  "https://h:abc/"])
+def test_a_bad_link_is_skipped_and_the_others_kept(href):
+    html = f'<a href="{href}">bad</a><a href="/ok.html">ok</a><link rel="canonical" href="{href}">'.encode()
+    found = page_links(html, "http://h/")
+    assert found.links == ("http://h/ok.html",) and found.canonical == ""
+
+
+@pytest.mark.parametrize("base_href", ["http://[::1", "//[x]/", "http://h:abc/"])
+def test_a_bad_base_href_falls_back_to_the_page_url(base_href):
+    html = f'<base href="{base_href}"><a href="x.html">x</a>'.encode()
+    assert extract_links(html, "http://h/dir/page.html") == ["http://h/dir/x.html"]
+
+
+def test_a_page_url_that_does_not_parse_keeps_its_absolute_links():
+    assert extract_links(b'<a href="rel.html">r</a><a href="http://o/abs.html">a</a>', "http://[oops/") == [
+        "http://o/abs.html"]
+
+
+def test_over_long_links_are_skipped_never_cut():
+    fits = "/" + "x" * (MAX_URL_CHARS - len("http://h/"))
+    html = f'<a href="{fits}">fits</a><a href="{fits}y">long</a><a href="{fits}#frag">fits once normalised</a>'.encode()
+    assert extract_links(html, "http://h/") == ["http://h" + fits]
+    assert page_links(html, "http://h/", max_chars=100).links == ()
+
+
+@pytest.mark.parametrize("depth", [300, 3000, 100_000])
+def test_links_after_thousands_of_unclosed_tags_are_found(depth):
+    html = ("<html><body>" + "<div><font>" * (depth // 2) + "".join(f'<a href="/{i}">{i}</a>' for i in range(5))
+            + '<link rel="canonical" href="/canon">').encode()
+    found = page_links(html, "http://h/")
+    assert found.links == tuple(f"http://h/{i}" for i in range(5)) and found.canonical == "http://h/canon"
+
+
+def test_links_are_decoded_as_extraction_decodes_the_page():
+    html = '<a href="/café.html">c</a>'.encode("latin-1")
+    assert extract_links(html, "http://h/", "text/html; charset=iso-8859-1") == ["http://h/café.html"]
+    assert extract_links('<meta charset="windows-1251"><a href="/дом">d</a>'.encode("cp1251"), "http://h/") == [
+        "http://h/дом"]

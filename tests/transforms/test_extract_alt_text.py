@@ -183,3 +183,83 @@ def test_fuzz_random_meta_link_script_tags_keep_every_img_accounted(parts, respe
                           .replace(b"tdm-reservation", b"xxxxxxxxxxxxxxx"), PAGE, "text/html", spec)
     assert sorted(keys) == sorted([p.key for p in plain[0]] + [r.key for r in plain[1]])  # opt-outs lose none
     assert all(isinstance(p.license, str) for p in pairs)
+
+
+# ---- deep pages, bad and over-long URLs, remote numbers (helper: parsers) ----------------------
+
+from transforms.url_guard import MAX_URL_CHARS  # noqa: E402
+
+BAD_URL = DropReason.EXTRACT_BAD_URL.value
+
+
+@pytest.mark.parametrize("depth", [255, 300, 3000, 50_000])
+def test_no_image_is_lost_after_thousands_of_unclosed_tags(depth):
+    imgs = "".join(f'<h2>Part {i}</h2><img src="/{i}.jpg" alt="picture number {i}">' for i in range(4))
+    html = f"<html><head><title>Deep</title></head><body>{'<div><span>' * (depth // 2)}{imgs}".encode()
+    pairs, rejected = extract_pairs(html, PAGE)
+    assert rejected == [] and [p.image_url for p in pairs] == [f"http://site.test/{i}.jpg" for i in range(4)]
+    assert [p.heading for p in pairs] == [f"Part {i}" for i in range(4)] and pairs[0].page_title == "Deep"
+
+
+def test_a_figure_deep_in_a_deep_page_keeps_its_caption():
+    html = ("<body>" + "<div>" * 1800 + '<figure lang="fr"><img src="/f.jpg" alt="a b c d">'
+            "<figcaption>Légende</figcaption></figure>").encode()
+    (pair,), _ = extract_pairs(html, PAGE)
+    assert (pair.figcaption, pair.lang) == ("Légende", "fr")
+
+
+@pytest.mark.parametrize("src", ["http://[::1", "http://[oops/a.jpg", "//[x]/a.jpg", "http://h:99999/a.jpg",
+                                 "https://h:abc/a.jpg"])
+def test_a_bad_url_in_src_or_srcset_is_bad_url_never_an_exception(src):
+    html = (f'<img src="{src}" alt="one"><img srcset="{src} 2x" alt="two">'
+            f'<picture><source srcset="{src} 300w"><img src="/ok.jpg" alt="three"></picture>').encode()
+    pairs, rejected = extract_pairs(html, PAGE)
+    # a candidate that cannot be a URL is left out of the choice, as an invalid descriptor is
+    assert [r.reason for r in rejected] == [BAD_URL, BAD_URL]
+    assert [r.detail.split(":")[0] for r in rejected] == ["unparseable URL", "no src"]
+    assert [p.image_url for p in pairs] == ["http://site.test/ok.jpg"]
+
+
+def test_a_bad_url_detail_says_why():
+    _, rejected = extract_pairs(b'<img src="http://[::1/x.jpg"><img src="//[x]/y.jpg"><img alt="none">', PAGE)
+    assert [r.detail.split(":")[0] for r in rejected] == ["unparseable URL", "unparseable URL", "no src"]
+    assert "Invalid IPv6 URL" in rejected[0].detail
+
+
+@pytest.mark.parametrize("base_href", ["http://[::1", "http://[oops/", "//[x]/", "http://h:abc/"])
+def test_a_bad_base_href_falls_back_to_the_page_url(base_href):
+    html = f'<html><head><base href="{base_href}"></head><body><img src="a.jpg" alt="a b c d"></body></html>'.encode()
+    (pair,), rejected = extract_pairs(html, PAGE)
+    assert rejected == [] and pair.image_url == "http://site.test/dir/a.jpg"
+
+
+def test_a_page_url_that_does_not_parse_still_gives_its_absolute_images():
+    html = b'<img src="a.jpg" alt="relative"><img src="https://cdn.test/b.jpg" alt="absolute">'
+    pairs, rejected = extract_pairs(html, "http://[oops/page.html")
+    assert [p.image_url for p in pairs] == ["https://cdn.test/b.jpg"] and [r.reason for r in rejected] == [BAD_URL]
+
+
+def test_over_long_image_urls_are_rejected_with_their_length_never_cut():
+    fits = "/" + "x" * (MAX_URL_CHARS - len("http://site.test/"))
+    html = f'<img src="{fits}" alt="fits"><img src="{fits}y" alt="long"><img src="{fits}?q#f" alt="long too">'.encode()
+    pairs, rejected = extract_pairs(html, PAGE)
+    assert [len(p.image_url) for p in pairs] == [MAX_URL_CHARS]
+    assert [r.reason for r in rejected] == [BAD_URL, BAD_URL]
+    assert f"URL of {MAX_URL_CHARS + 1} characters, over the {MAX_URL_CHARS} limit (not cut)" in rejected[0].detail
+    assert all(len(r.image_url) <= 300 and len(r.detail) <= 300 for r in rejected)
+
+
+def test_the_url_limit_comes_from_the_config():
+    from pipeline.config import ExtractConfig
+
+    spec = extract_spec(ExtractConfig(max_url_chars=40), 256)
+    assert spec.max_url_chars == 40 and ExtractSpec().max_url_chars == MAX_URL_CHARS
+    pairs, rejected = extract_pairs(b'<img src="/a.jpg" alt="x"><img src="/' + b"b" * 40 + b'.jpg" alt="y">', PAGE,
+                                    spec=spec)
+    assert len(pairs) == 1 and [r.reason for r in rejected] == [BAD_URL]
+
+
+@pytest.mark.parametrize("value", ["²", "３００", "9" * 10_000, "1e3", "-1"])
+def test_declared_sizes_read_ascii_digits_only(value):
+    (pair,), _ = extract_pairs(f'<img src="/a.jpg" alt="a b" width="{value}" height="{value}px">'.encode(), PAGE)
+    assert (pair.declared_width, pair.declared_height) == (None, None)

@@ -49,3 +49,34 @@ def test_noscript_twins():
     twins, lender = noscript_twins(imgs, "http://h/", 256)
     assert sorted(i.get("src") for i in twins) == ["/a-full.jpg", "/c.jpg"]
     assert lender == {imgs[0]: imgs[1]}
+
+
+@pytest.mark.parametrize("src", ["http://[::1/x.jpg", "http://[oops/x.jpg", "//[x]/y.jpg", "https://[::1", "http://h:99999/x.jpg",
+                                 "http://h:abc/x.jpg", "//h:0x50/x.jpg"])
+@pytest.mark.parametrize("base", ["http://h/a/b.html", "http://h/"])
+def test_resolve_never_raises_on_a_bad_url(base, src):
+    assert resolve(base, urljoin(base, "."), src) == ""
+
+
+def test_resolve_refuses_over_long_urls_never_cuts_them():
+    from transforms.url_guard import MAX_URL_CHARS
+
+    base, base_dir = "http://h/a/b.html", "http://h/a/"
+    fits = "x" * (MAX_URL_CHARS - len(base_dir))
+    assert resolve(base, base_dir, fits) == base_dir + fits  # the plain-path shortcut
+    assert resolve(base, base_dir, fits + "y") == ""
+    assert resolve(base, base_dir, "./" + fits) == base_dir + fits  # through urljoin
+    assert resolve(base, base_dir, "./" + fits + "y") == ""
+    assert resolve(base, base_dir, "x" * 100, max_chars=50) == ""
+
+
+@pytest.mark.parametrize("src", ["a\tb.jpg", "a\nb.jpg", "\x01x.jpg", " x.jpg"])
+def test_resolve_agrees_with_urljoin_on_whitespace_and_controls(src):
+    base = "http://h/a/b.html"
+    assert resolve(base, urljoin(base, "."), src) == urljoin(base, src)
+
+
+def test_noscript_twins_survive_bad_urls():
+    imgs = _imgs('<img data-src="http://[::1"><noscript><img src="//[x]/a.jpg"></noscript><img src="http://[oops/">')
+    twins, _ = noscript_twins(imgs, "http://h/", 256)
+    assert len(twins) == 1

@@ -49,3 +49,19 @@ def test_src_is_the_implicit_1x_of_a_density_set():
                                                                    Candidate("a.jpg", None, 1.0)]
     assert with_src([Candidate("b.jpg", 600)], "a.jpg") == [Candidate("b.jpg", 600)]  # w sets: src has no width
     assert with_src([Candidate("b.jpg")], "a.jpg") == [Candidate("b.jpg")]  # already has a 1x
+
+
+@pytest.mark.parametrize("value", [
+    "a.jpg ３００w", "a.jpg ٣٠٠w", "a.jpg ²x", "a.jpg 300²w", "a.jpg " + "9" * 10_000 + "w", "a.jpg 1" + "0" * 9 + "w",
+    "a.jpg 1e999x", "a.jpg 1e9999x", "a.jpg ３x", "a.jpg .x", "a.jpg 1.5.2x", "a.jpg 2x 300w",
+    "a.jpg 300w " + "9" * 5000 + "h", "a.jpg +3x", "a.jpg 0x", "a.jpg 1e-999x",
+])
+def test_descriptors_are_ascii_bounded_and_finite(value):
+    """Non-ASCII digits, huge or non-finite numbers make the candidate invalid, never an exception."""
+    assert parse_srcset(value) == []
+    assert parse_srcset(value + ", b.jpg 200w") == [Candidate("b.jpg", 200)]
+
+
+def test_in_bounds_descriptors_still_parse():
+    assert parse_srcset("a.jpg 999999999w, b.jpg 1e2x, c.jpg 300w 20h") == [
+        Candidate("a.jpg", 999_999_999), Candidate("b.jpg", None, 100.0), Candidate("c.jpg", 300)]
