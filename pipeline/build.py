@@ -137,7 +137,8 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         sources.append(extracted)
         unusable.append(bad)
     if inputs.url_list:
-        listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col)
+        listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col,
+                                                          cfg.extract.max_url_chars)
         sources.append(listed)
         unusable.append(bad)
     return _Sources(all_pages, _flatten(p, failures, "PageFailures"), _flatten(p, sources, "Pairs"),

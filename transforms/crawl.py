@@ -50,7 +50,7 @@ from pipeline.records import DropReason, Page, PageFailure
 from transforms import http_client
 from transforms.html_text import parse_html, utf8_html
 from transforms.http_client import HttpClient
-from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
+from transforms.url_guard import MAX_URL_CHARS, join, parses, too_long, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _absolute(base: str, href: str, max_chars: int = MAX_URL_CHARS) -> str:
     if not absolute or url_problem(absolute, None):
         return ""
     url = normalize_url(absolute)
-    return url if len(url) <= max_chars else ""
+    return "" if too_long(url, max_chars) else url
 
 
 def _link_base(doc, page_url: str) -> str:
@@ -229,7 +229,7 @@ def fetch_page_isolated(client: HttpClient, url: str, depth: int, max_bytes: int
 
 def _visit(page: Page, duplicates: DuplicatePages, hosts: set, same_host: bool) -> tuple:
     """(the page or its duplicate failure, the links to consider following) of a fetched page."""
-    found = page_links(page.html, page.url)
+    found = page_links(page.html, page.url, page.content_type)
     duplicate_of = duplicates.check(page, found.canonical)
     outcome = PageFailure(page.url, DropReason.CRAWL_DUPLICATE_PAGE, duplicate_of) if duplicate_of else page
     links = [link for link in found.links if not same_host or urlsplit(link).netloc in hosts]

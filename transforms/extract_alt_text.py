@@ -4,7 +4,9 @@ Input: ``Page`` records. Output: ``(pairs, rejected)`` — one ``AltPair`` per
 ``<img>`` (missing alt becomes ``""``, left for CaptionRules to drop with a
 reason), and ``Rejection`` rows for images not worth a request:
 ``extract.data_uri`` (inline ``data:`` images), ``extract.bad_url`` (no usable
-http(s) source) and ``extract.tracker`` (declared 1x1 or smaller, or a known
+http(s) source: none, another scheme, a URL that does not parse — a bad IPv6
+literal, a bad port, no host — or one longer than ``extract.max_url_chars``,
+2,048: refused with its length in the detail, never cut) and ``extract.tracker`` (declared 1x1 or smaller, or a known
 tracking-pixel URL, ``extract.tracker_patterns``). A page whose extraction
 raises an unexpected exception gives one ``extract.internal_error`` rejection
 keyed by the page (pipeline/faults.py: the detail names the exception and where).
@@ -34,9 +36,12 @@ skipped, and lends its alt/title to its twin when that has none).
 
 Context captured per image: page ``<title>``, the ``title`` attribute, the
 enclosing ``<figure>``'s ``<figcaption>``, the nearest preceding heading, the
-language (``lang`` of the nearest ancestor), declared width/height. ``<base href>``
-is honoured. The charset comes from the HTTP header, a BOM, a ``<meta charset>``
-or sniffing (bs4's UnicodeDammit; transforms/html_text.py).
+language (``lang`` of the nearest ancestor), declared width/height (ASCII digits
+only: ``width="３００"`` or ``"²"`` is no declared width). ``<base href>`` is honoured;
+one that does not parse is ignored (the page URL stays the base). The charset comes
+from the HTTP header, a BOM, a ``<meta charset>`` or sniffing (bs4's UnicodeDammit;
+transforms/html_text.py), and the page is parsed completely however deep its
+unclosed tags go (html_text: every ``<img>`` after thousands of them is found).
 
 Speed (bench/extract.py: at least 0.4x a bare lxml parse): one pass over the tree
 collects images, headings, base and title; pages without <figure> or a nested

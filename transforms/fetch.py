@@ -48,7 +48,7 @@ from transforms import http_client
 from transforms.fetch_scheduler import HostScheduler
 from transforms.http_client import ClientSettings, HttpClient
 from transforms.image_store import SpillImages
-from transforms.resize import ResizeSpec, resize_fetched
+from transforms.resize import ResizeSpec, image_internal_error, resize_fetched
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,7 @@ def resize_isolated(fetched: FetchedImage, spec: ResizeSpec, pool=None):
     try:
         return resize_fetched(fetched, spec, pool)
     except Exception as exc:  # a bug one image trips costs that image, not the run
-        return Rejection.of(fetched.pair, DropReason.IMAGE_INTERNAL,
-                            faults.internal_error(DropReason.IMAGE_INTERNAL, exc, fetched.pair.image_url))
+        return image_internal_error(fetched, exc)
 
 
 def download_failed(pair: AltPair, exc: Exception) -> Rejection:

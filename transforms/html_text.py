@@ -194,7 +194,7 @@ class _CappedTreeBuilder:
         self._flattened = 0  # elements opened past the limit and not yet closed
 
     def start(self, tag, attrib):
-        if len(self._open) >= MAX_DEPTH:
+        if _at_depth_limit(len(self._open)):
             self._builder.end(self._open.pop())
             self._flattened += 1
         try:
@@ -225,6 +225,10 @@ class _CappedTreeBuilder:
         while self._open:
             self._builder.end(self._open.pop())
         return self._builder.close()
+
+
+def _at_depth_limit(depth: int) -> bool:
+    return depth >= MAX_DEPTH
 
 
 def _xml_text(text: str) -> str:

@@ -143,6 +143,8 @@ def classify_exception(exc: requests.RequestException) -> tuple[str, str]:
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema)):
         return BAD_URL, text
+    if isinstance(exc, requests.exceptions.InvalidHeader):  # e.g. Content-Length "100, 200": framing unknown
+        return BAD_RESPONSE, text
     lowered = text.lower()
     if "nameresolution" in lowered or "name or service not known" in lowered or "getaddrinfo" in lowered:
         return DNS, text

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 from transforms.html_text import int_attr
 from transforms.srcset import Candidate, choose_candidate, parse_srcset, with_src
-from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
+from transforms.url_guard import MAX_URL_CHARS, join, parses, too_long, url_problem
 
 _C0_OR_SPACE = "".join(map(chr, range(33)))
 LAZY_SRC = ("data-lazy-src", "data-src", "data-original")
@@ -180,7 +180,7 @@ def resolve(base: str, base_dir: str, src: str, max_chars: int = MAX_URL_CHARS) 
         return ""
     if _plain_path(src):
         url = base_dir + src if base_dir else ""
-        return url if len(url) <= max_chars else ""
+        return "" if too_long(url, max_chars) else url
     return join_url(base if _needs_whole_base(src) else base_dir, src, max_chars)
 
 

@@ -15,6 +15,7 @@ import codecs
 import io
 import json
 import re
+import struct
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ _OTHER_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 _PLAIN_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating,
                 pa.types.is_boolean, pa.types.is_null)
 _URL_NOT_TEXT = "URL is not valid UTF-8"
+_REPLACED = "\ufffd"
 
 
 class Unreadable(Exception):
@@ -87,11 +89,16 @@ def _url(value: Any) -> tuple[str, str]:
     if value is None:
         return "", "no URL"
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8").strip(), ""
-        except UnicodeDecodeError as exc:
-            return value.decode("utf-8", errors="replace"), f"{_URL_NOT_TEXT} (byte {exc.start})"
+        return _utf8_url(value)
     return _plain_text(value)[:300], f"URL is not text: a {type(value).__name__}"
+
+
+def _utf8_url(value: bytes) -> tuple[str, str]:
+    """A URL's bytes as text, strictly: a replaced byte would make another URL."""
+    try:
+        return value.decode("utf-8").strip(), ""
+    except UnicodeDecodeError as exc:
+        return value.decode("utf-8", errors="replace"), f"{_URL_NOT_TEXT} (byte {exc.start})"
 
 
 # ---- rows -> pairs ------------------------------------------------------------------------------
@@ -184,8 +191,9 @@ def _table_rows(table: pa.Table, url_col: str, caption_col: str) -> Iterator[tup
 
 
 def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str) -> tuple[pa.Table, list]:
-    """(the table, [(line number, text)] of the lines pyarrow skipped as malformed). URL and
-    caption columns are read as binary, so that bytes that are not UTF-8 reach the row policy."""
+    """(the table, [(line number, text, expected, actual)] of the lines pyarrow skipped as
+    malformed). ``data`` is valid UTF-8; the URL and caption columns are read as text (a
+    caption "1.50" must not become the float 1.5)."""
     skipped: list = []
 
     def invalid_row(row) -> str:
@@ -195,7 +203,7 @@ def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str) -> tuple[pa
     parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True,
                                invalid_row_handler=invalid_row)
     convert = pacsv.ConvertOptions(strings_can_be_null=False,
-                                   column_types={url_col: pa.binary(), caption_col: pa.binary()})
+                                   column_types={url_col: pa.string(), caption_col: pa.string()})
     read = pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES)
     try:
         return pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,
@@ -204,31 +212,43 @@ def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str) -> tuple[pa
         raise Unreadable(f"cannot read as {fmt}: {exc}"[:200]) from None
 
 
+def _valid_utf8(data: bytes) -> bool:
+    """Checked by Arrow in C, without a Python copy of the text."""
+    offsets = pa.py_buffer(struct.pack("<qq", 0, len(data)))
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        whole.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _marked(rows: Iterator[tuple]) -> Iterator[tuple]:
+    """Rows of a repaired file: a URL with U+FFFD had bytes that were not UTF-8 (bad_encoding)."""
+    for index, url, caption, extra in rows:
+        if isinstance(url, str) and _REPLACED in url:
+            url = url.encode("utf-8").replace(_REPLACED.encode("utf-8"), b"\xff")
+        yield index, url, caption, extra
+
+
 def _csv_rows(source: str, path: str, data: bytes, fmt: str, url_col: str, caption_col: str,
               max_chars: int) -> Iterator[AltPair | Rejection]:
     if data.startswith(tuple(bom for bom, _ in _OTHER_BOMS)):  # Excel's "Unicode text" is UTF-16
         data = _text(data).encode("utf-8", errors="surrogateescape")
     if not data.strip():
         return  # an empty list: no rows, nothing to account for
-    table, skipped = _read_csv(_utf8_header(data), fmt, url_col, caption_col)
+    # Bytes that are not UTF-8 are replaced before pyarrow sees them: it would type their column
+    # as binary, fail on a column name, and fail the whole file on a malformed line holding one.
+    repaired = not _valid_utf8(data)
+    if repaired:
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+    table, skipped = _read_csv(data, fmt, url_col, caption_col)
     _column(table, url_col)  # a file without the URL column is unreadable before any row comes out
-    yield from _pairs(source, _table_rows(table, url_col, caption_col), max_chars)
+    rows = _table_rows(table, url_col, caption_col)
+    yield from _pairs(source, _marked(rows) if repaired else rows, max_chars)
     for k, (line, text, expected, actual) in enumerate(skipped):
         index = -1 - line if line is not None else -1_000_000_000 - k
-        yield _bad_row(source, path, index, f"line {line}: {actual} fields, expected {expected}: "
-                                            f"{_fix_text(text)[:100]!r}")
-
-
-def _utf8_header(data: bytes) -> bytes:
-    """The header row's bytes that are not UTF-8 replaced (U+FFFD): pyarrow cannot name a column
-    with them, and one such name would make the whole file unreadable."""
-    end = data.find(b"\n")
-    head = data if end < 0 else data[:end]
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return head.decode("utf-8", errors="replace").encode("utf-8") + (b"" if end < 0 else data[end:])
-    return data
+        yield _bad_row(source, path, index, f"line {line}: {actual} fields, expected {expected}: {text[:100]!r}")
 
 
 def _parquet_rows(source: str, data: bytes, url_col: str, caption_col: str, max_chars: int):

@@ -4,7 +4,8 @@ Input: ``FetchedImage``. Output: ``(resized, rejected)`` — ``ResizedImage`` wi
 the re-encoded bytes, output and original sizes and the sha256 of the downloaded
 bytes; or a ``Rejection`` with ``image.undecodable`` (truncated, corrupt or
 unsupported data) or ``image.too_many_pixels`` (decompression bombs, checked
-from the header before the pixels are decoded).
+from the header before the pixels are decoded), or ``image.internal_error`` (an
+unexpected exception on one image: pipeline/faults.py).
 
 Modes keep img2dataset's names and meanings (``resize.mode``):
 ``no``; ``keep_ratio`` (shorter side to ``image_size``); ``keep_ratio_largest``
@@ -25,7 +26,7 @@ import hashlib
 
 import apache_beam as beam
 
-from pipeline import metrics
+from pipeline import faults, metrics
 from pipeline.records import DropReason, FetchedImage, Rejection, ResizedImage
 from transforms.imaging import (DecodeError, ResizeResult, ResizeSpec, resize_image,  # noqa: F401
                                 target_size)
@@ -44,12 +45,21 @@ def resize_fetched(fetched: FetchedImage, spec: ResizeSpec, pool=None) -> Resize
         phash=res.phash, colour_sig=res.colour_sig)
 
 
+def image_internal_error(fetched: FetchedImage, exc: Exception) -> Rejection:
+    """The rejection of an image whose decode/resize raised unexpectedly: ``image.internal_error``."""
+    return Rejection.of(fetched.pair, DropReason.IMAGE_INTERNAL,
+                        faults.internal_error(DropReason.IMAGE_INTERNAL, exc, fetched.pair.image_url))
+
+
 class _ResizeFn(beam.DoFn):
     def __init__(self, spec: ResizeSpec):
         self.spec = spec
 
     def process(self, fetched: FetchedImage):
-        out = resize_fetched(fetched, self.spec)
+        try:
+            out = resize_fetched(fetched, self.spec)
+        except Exception as exc:  # a bug one archived image trips costs that image, not the run
+            out = image_internal_error(fetched, exc)
         if isinstance(out, Rejection):
             metrics.inc_reason(DropReason(out.reason))
             yield beam.pvalue.TaggedOutput("rejected", out)

@@ -38,6 +38,15 @@ def parse_seed_line(line: str) -> Optional[str]:
     return text
 
 
+def decode_seed_line(raw: bytes) -> str:
+    """A seeds-file line as text; one that is not UTF-8 is logged and skipped ("")."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        log.warning("skipping seed line that is not UTF-8: %r", raw[:200])
+        return ""
+
+
 def parse_seed_isolated(line: str):
     """``parse_seed_line``; an unexpected exception gives that line's ``PageFailure`` instead."""
     try:
@@ -68,7 +77,9 @@ class ReadSeeds(beam.PTransform):
 
     def expand(self, pbegin):
         if self.path:
-            lines = pbegin | "ReadSeedFile" >> beam.io.ReadFromText(self.path)
+            # As bytes: ReadFromText's UTF-8 coder fails the whole read on one latin-1 byte.
+            lines = (pbegin | "ReadSeedFile" >> beam.io.ReadFromText(self.path, coder=beam.coders.BytesCoder())
+                     | "DecodeSeedLines" >> beam.Map(decode_seed_line))
         else:
             lines = pbegin | "SeedList" >> beam.Create(self.urls)
         out = lines | "ParseSeeds" >> beam.FlatMap(_seeds_or_failure).with_outputs("failures", main="seeds")

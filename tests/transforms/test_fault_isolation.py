@@ -247,10 +247,10 @@ def _outcomes(results) -> dict:
 def test_link_extraction_bug_on_one_page_loses_only_that_page(monkeypatch):
     real = crawl_mod.page_links
 
-    def page_links(html, page_url):
+    def page_links(html, page_url, *args, **kwargs):
         if page_url.endswith("/b.html"):
             raise InjectedBug("link extraction bug")
-        return real(html, page_url)
+        return real(html, page_url, *args, **kwargs)
 
     monkeypatch.setattr(crawl_mod, "page_links", page_links)
     results = list(crawl_site(FakeClient(), [BASE + "/"], max_depth=2, max_pages=100))

@@ -80,6 +80,8 @@ CASES = [
     *[(path, "ok", 2) for path in BAD_LENGTHS],
     # "+100": int() takes it (urllib3 reads 100 bytes of the JPEG), declared_length does not: a cut image
     ("/length-plus.jpg", "image.undecodable", 2),
+    ("/length-underscore.jpg", "image.undecodable", 2),
+    ("/length-conflicting.jpg", "fetch.bad_response", 2),  # urllib3's InvalidHeader: not retried as a connect error
     ("/length-superscript-endless.jpg", "fetch.too_large", 3),  # "²" does not lift the byte cap
     ("/length-huge.jpg", "fetch.too_large", 2),  # 40 digits: refused before the body, no huge int
     ("/length-over-cap.jpg", "fetch.too_large", 2),
@@ -125,6 +127,7 @@ SITE_CASES = [
     ("robots-403", "403", None, "/private/secret.jpg", "ok", 2),
     ("robots-401", "401", None, "/private/secret.jpg", "ok", 2),
     ("robots-redirect-loop", "redirect-loop", None, "/private/secret.jpg", "ok", 2),
+    ("robots-redirect-chain", "redirect-chain", None, "/private/secret.jpg", "ok", 2),  # too many hops: none
     ("robots-redirect-followed", "redirect-elsewhere", None, "/ok.jpg", "fetch.robots_disallowed", 2),
     # parsing (Protego, RFC 9309)
     ("robots-bom", b"\xef\xbb\xbf" + DISALLOW_OK, None, "/ok.jpg", "fetch.robots_disallowed", 2),
@@ -240,8 +243,8 @@ def test_site_file_gets_its_reason_in_bounded_time(robots_txt, tdmrep_json, path
     assert elapsed < bound, f"{path} took {elapsed:.1f}s"
 
 
-def test_suite_covers_at_least_166_misbehaviours():
-    assert len({c[0] for c in CASES if c[0] != "/ok.jpg"}) + len({c[0] for c in SITE_CASES}) >= 166
+def test_suite_covers_at_least_169_misbehaviours():
+    assert len({c[0] for c in CASES if c[0] != "/ok.jpg"}) + len({c[0] for c in SITE_CASES}) >= 169
     assert len({c[0] for c in CASES}) == len(CASES) and len({c[0] for c in SITE_CASES}) == len(SITE_CASES)
 
 

@@ -51,8 +51,8 @@ def test_noscript_twins():
     assert lender == {imgs[0]: imgs[1]}
 
 
-@pytest.mark.parametrize("src", ["http://[::1/x.jpg", "http://[oops/x.jpg", "//[x]/y.jpg", "https://[::1", "http://h:99999/x.jpg",
-                                 "http://h:abc/x.jpg", "//h:0x50/x.jpg"])
+@pytest.mark.parametrize("src", ["http://[::1/x.jpg", "http://[oops/x.jpg", "//[x]/y.jpg", "https://[::1",
+                                 "http://h:99999/x.jpg", "http://h:abc/x.jpg", "//h:0x50/x.jpg"])
 @pytest.mark.parametrize("base", ["http://h/a/b.html", "http://h/"])
 def test_resolve_never_raises_on_a_bad_url(base, src):
     assert resolve(base, urljoin(base, "."), src) == ""

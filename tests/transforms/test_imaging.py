@@ -68,7 +68,8 @@ def write_rgba_png(path: Path, w: int, h: int) -> None:
         idat.append(comp.compress(b"\x00" + ramp if y % 64 == 0 else b"\x02" + bytes(4 * w)))
     idat.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(idat)) + _chunk(b"IEND", b""))
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(idat)) + _chunk(b"IEND", b"")
+    path.write_bytes(png)
 
 
 _PEAK = """

@@ -47,3 +47,24 @@ def test_resize_images_pipeline():
     assert _counter(result, Counter.IMAGES_RESIZED.value) == 1
     assert _counter(result, DropReason.IMAGE_UNDECODABLE.value) == 2
     assert _counter(result, DropReason.IMAGE_TOO_MANY_PIXELS.value) == 1
+
+
+def test_a_bug_on_one_archived_image_is_its_internal_error(monkeypatch):
+    """ResizeImages (the WARC path): an unexpected exception costs that image only."""
+    import transforms.resize as resize_mod
+
+    real = resize_mod.resize_fetched
+
+    def buggy(fetched, spec, pool=None):
+        if fetched.pair.key == "bug":
+            raise ZeroDivisionError("planted")
+        return real(fetched, spec, pool)
+
+    monkeypatch.setattr(resize_mod, "resize_fetched", buggy)
+    p = local_test_pipeline()
+    resized, rejected = (p | beam.Create([_fetched("ok", _jpeg(120, 80)), _fetched("bug", _jpeg(120, 80))])
+                         | ResizeImages(ResizeSpec(image_size=64)))
+    assert_that(resized | "Keys" >> beam.Map(lambda r: r.pair.key), equal_to(["ok"]), label="Kept")
+    assert_that(rejected | "Why" >> beam.Map(lambda r: (r.key, r.reason, r.detail.split(":")[0])),
+                equal_to([("bug", DropReason.IMAGE_INTERNAL.value, "ZeroDivisionError")]), label="Dropped")
+    p.run().wait_until_finish()

@@ -141,7 +141,8 @@ def test_a_bom_is_stripped_and_utf16_read(tmp_path, bom, encoding, fmt):
 
 
 def test_json_lists_that_are_not_arrays_of_objects(tmp_path):
-    pairs, rejected = _read(tmp_path, "a.json", b'[{"url": "http://a.test/1.jpg", "caption": "x"}, null, 3, "http://a.test/2.jpg", [1]]')
+    data = b'[{"url": "http://a.test/1.jpg", "caption": "x"}, null, 3, "http://a.test/2.jpg", [1]]'
+    pairs, rejected = _read(tmp_path, "a.json", data)
     assert [p.image_url for p in pairs] == ["http://a.test/1.jpg"]
     assert [r.reason for r in rejected] == [BAD_ROW] * 4
     for rejection, what in zip(rejected, ["null", "number", "string", "array"]):
@@ -157,7 +158,8 @@ def test_json_lists_that_are_not_arrays_of_objects(tmp_path):
 def test_jsonl_keeps_the_good_lines_of_a_bad_file(tmp_path):
     lines = [b'{"url": "http://a.test/1.jpg", "caption": "one"}', b"null", b'{"url": "http://a.test/2.jp',
              b"[1, 2]", b"   ", b'{"url": "http://a.test/3.jpg", "caption": "th\\u2028ree\xff"}',
-             b"[" * 50_000, b'{"url": "http://a.test/\\ud800.jpg"}', b'{"url": "http://a.test/4.jpg", "caption": "\\udc80x"}']
+             b"[" * 50_000, b'{"url": "http://a.test/\\ud800.jpg"}',
+             b'{"url": "http://a.test/4.jpg", "caption": "\\udc80x"}']
     pairs, rejected = _read(tmp_path, "l.jsonl", b"\n".join(lines))
     assert [p.image_url for p in pairs] == ["http://a.test/1.jpg", "http://a.test/3.jpg", "http://a.test/4.jpg"]
     assert [p.caption for p in pairs] == ["one", "th ree\ufffd", "\ufffdx"]  # U+2028 is whitespace; bad bytes: U+FFFD
@@ -170,7 +172,8 @@ def test_jsonl_keeps_the_good_lines_of_a_bad_file(tmp_path):
 
 
 def test_malformed_csv_lines_are_bad_rows_and_the_rest_is_kept(tmp_path):
-    data = b'url,caption\nhttp://a.test/1.jpg,one\nhttp://a.test/2.jpg,two,extra\nhttp://a.test/3.jpg\nhttp://a.test/4.jpg,"four, quoted"\n'
+    data = (b"url,caption\nhttp://a.test/1.jpg,one\nhttp://a.test/2.jpg,two,extra\nhttp://a.test/3.jpg\n"
+            b'http://a.test/4.jpg,"four, quoted"\n')
     pairs, rejected = _read(tmp_path, "l.csv", data)
     assert [p.caption for p in pairs] == ["one", "four, quoted"]
     assert [r.reason for r in rejected] == [BAD_ROW, BAD_ROW]
@@ -276,3 +279,12 @@ def test_pipeline_counts_every_row_and_file(tmp_path):
     result = p.run()
     result.wait_until_finish()
     assert counter(result, "pairs_extracted") == 3 and counter(result, UNREADABLE) == 1
+
+
+def test_a_malformed_line_with_a_latin1_byte_costs_only_that_line(tmp_path, capfd):
+    data = b"url,capt\xe9on\nhttp://a.test/1.jpg,ok\nhttp://a.test/2.jpg,caf\xe9,extra\nhttp://a.test/3.jpg,caf\xe9\n"
+    pairs, rejected = _read(tmp_path, "l.csv", data)
+    assert [p.image_url for p in pairs] == ["http://a.test/1.jpg", "http://a.test/3.jpg"]
+    assert [r.reason for r in rejected] == [BAD_ROW] and "caf\ufffd,extra" in rejected[0].detail
+    assert "Exception ignored" not in capfd.readouterr().err
+    assert dict(pairs[1].extra) == {"capt\ufffdon": "caf\ufffd"}  # a column name is repaired too
