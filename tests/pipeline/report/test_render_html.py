@@ -187,3 +187,15 @@ def test_report_shows_the_licence_mix_escaped(img2dataset_dir, tmp_path):
     assert 'id="licenses"' in page and 'href="#licenses"' in page
     assert "<code>cc0-1.0</code></td><td class=\"num\">3</td><td class=\"num\">75.0%</td>" in page
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_report_shows_the_opt_outs_per_domain_escaped(img2dataset_dir, tmp_path):
+    run = load_run(str(img2dataset_dir))
+    page = open(write_report(run, str(tmp_path / "a" / "report.html")), encoding="utf-8").read()
+    assert 'id="opt-out"' not in page  # nothing refused
+    run.stats["opt_out"] = {"total": {"fetch.noai": 3, "extract.page_noai": 2}, "domains": 2, "by_domain": {
+        "img.a.test": {"fetch.noai": 3}, "<i>pages.b.test</i>": {"extract.page_noai": 2}}}
+    page = open(write_report(run, str(tmp_path / "b" / "report.html")), encoding="utf-8").read()
+    assert 'id="opt-out"' in page and 'href="#opt-out"' in page
+    assert "<td>img.a.test</td><td class=\"num\"></td><td class=\"num\">3</td>" in page
+    assert "<i>pages.b.test</i>" not in page and "&lt;i&gt;pages.b.test&lt;/i&gt;" in page
