@@ -1,48 +1,30 @@
 """Polite, guarded HTTP client shared by page and image fetches (no Beam import).
 
-Input: URLs. Output: ``FetchResult`` — bytes, final URL and headers, or a
-failure kind (``TIMEOUT``, ``DNS``, ``TLS``, ``HTTP_4XX``, ...) that each stage
-maps to its own ``DropReason`` — with a detail string. Never raises for I/O.
-
-For every request, on every redirect hop:
-- SSRF guard (transforms/ssrf.py): every address that is not globally routable
-  is refused (``PRIVATE``) unless ``allow_private_networks`` (or the host:port is
-  in ``guard_exempt``). Checked where the socket is made: the connection resolves
-  the name once, refuses it if any answer is refused, connects only to what it
-  checked and checks the connected peer again (no DNS rebinding). A pre-check
-  here (cached resolution) fails early with a clear detail, and runs on every
-  redirect hop. Behind an environment proxy only this pre-check applies, best
-  effort: the proxy is trusted as configured (see ssrf.py).
-- robots.txt to RFC 9309 (transforms/robots.py, Protego): fetched once per origin
-  per worker process and shared by every client there, cached
-  ``robots_cache_s`` (5 minutes when it was unavailable). 4xx = allow all; 5xx
-  and unreachable = complete disallow (``ROBOTS_UNAVAILABLE``).
-- TDMRep (transforms/tdmrep.py), with ``respect_tdmrep``: the origin's
-  ``/.well-known/tdmrep.json`` (cached like robots.txt) refuses a reserved URL
-  before its request is sent, a ``tdm-reservation: 1`` response header before
-  its body is read (``TDM_RESERVED``).
-- Per-host spacing: requests to one host start at least ``min_interval`` (or the
-  robots Crawl-delay) apart; a Retry-After defers the host's next start.
-- Bounded waits: a Crawl-delay above ``max_host_delay_s`` fails every request to
-  the host at once (``HOST_TOO_SLOW``, no sleep); a Retry-After above it fails
-  that request and marks the host too slow for the rest of the process (until the
-  Retry-After has passed, at most ``robots_cache_s``). No sleep is longer than
-  ``max_host_delay_s`` per request queued ahead for the host.
-- ``X-Robots-Tag: noai`` / ``noimageai`` checked from the headers, before the
-  body, scoped to our product token (``otherbot: noai`` is not for us).
-- Numbers in headers (Content-Length, Retry-After) are read with ASCII-only
-  patterns; garbage is ignored, never raised.
-- Connect/read timeouts plus a total deadline enforced on the socket
-  (transforms/deadline.py); the body streamed under a byte cap
-  (Content-Length checked first, then counted, after any Content-Encoding).
-Retries with exponential backoff and jitter on connection errors, 429 and 5xx,
-honouring Retry-After (up to ``max_host_delay_s``). Created in ``DoFn.setup()``: it holds a connection pool.
-
-Requests are prepared here and sent through requests' pooled HTTPAdapter; the
-environment's proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and CA bundle
-(``REQUESTS_CA_BUNDLE``) are honoured, read once per origin. No cookies are kept
-and no ``.netrc`` credentials are sent: an image host gets the same anonymous
-request every time.
+Input: URLs. Output: ``FetchResult`` — bytes, final URL and headers, or a failure kind
+(transforms/http_result.py; each stage maps it to its own ``DropReason``) with a detail.
+Never raises for I/O. On every request and every redirect hop:
+- SSRF guard (transforms/ssrf.py): addresses that are not globally routable are refused
+  (``PRIVATE``) unless ``allow_private_networks`` / ``guard_exempt``, where the socket is
+  made (one resolution, only checked addresses connected, the peer checked again: no DNS
+  rebinding); a cached pre-check here fails early on every hop. Behind an environment
+  proxy only the pre-check applies: the proxy is trusted as configured.
+- robots.txt to RFC 9309 (transforms/robots.py, Protego), once per origin per worker
+  process, shared by every client there, kept ``robots_cache_s`` (5 minutes when it was
+  unavailable): 4xx = allow all, 5xx and unreachable = ``ROBOTS_UNAVAILABLE``.
+- TDMRep (transforms/tdmrep.py) with ``respect_tdmrep``: ``/.well-known/tdmrep.json``
+  refuses a reserved URL before it is requested, a ``tdm-reservation: 1`` header before
+  the body is read (``TDM_RESERVED``); ``X-Robots-Tag: noai``/``noimageai`` for our product
+  token, from the headers, before the body (``NOAI``).
+- Per-host spacing by ``min_interval`` or Crawl-delay; a Retry-After defers the host. No
+  wait is unbounded: a Crawl-delay or Retry-After above ``max_host_delay_s`` is
+  ``HOST_TOO_SLOW`` at once (a Retry-After marks the host for the rest of the process).
+- Header numbers (Content-Length, Retry-After) read as ASCII digits; garbage is ignored.
+- Connect/read timeouts and a total deadline on the socket (transforms/deadline.py); the
+  body streamed under a byte cap (Content-Length first, then counted after decoding).
+Retries with backoff and jitter on connection errors, 429 and 5xx. Created in
+``DoFn.setup()`` (it holds a connection pool). Requests go straight to requests' pooled
+HTTPAdapter: proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) and the CA bundle
+(``REQUESTS_CA_BUNDLE``) are read once per origin; no cookies or ``.netrc`` credentials.
 """
 
 from __future__ import annotations
@@ -55,27 +37,21 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from transforms import response_headers, robots, ssrf, tdmrep
 from transforms.deadline import DeadlineAdapter, Watchdog
-from transforms.ssrf import is_blocked_address  # noqa: F401  (re-exported: the address policy lives in ssrf)
-# Re-exported: header parsing lives in response_headers (warc.py and tests import them from here).
-from transforms.response_headers import (NOAI_DIRECTIVES, declared_length, noai_directive,  # noqa: F401
-                                         parse_retry_after)
+from transforms.http_result import (  # noqa: F401  (failure kinds and FetchResult are re-exported)
+    BAD_RESPONSE, BAD_URL, CONNECT, DNS, ERROR, HOST_TOO_SLOW, HTTP_4XX, HTTP_5XX, INCOMPLETE, NOAI, PRIVATE,
+    REDIRECT_LOOP, ROBOTS, ROBOTS_UNAVAILABLE, TDM_RESERVED, TIMEOUT, TLS, TOO_LARGE, TOO_MANY_REDIRECTS,
+    FetchResult, _Failure, _host_key, _join_location, _origin, _path, _split, classify_exception)
+# Re-exported (callers import them from here): header parsing and the address policy live apart.
+from transforms.response_headers import NOAI_DIRECTIVES, declared_length, noai_directive, parse_retry_after  # noqa
+from transforms.ssrf import is_blocked_address  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-# Failure kinds; stages map them to their own DropReason (crawl.* or fetch.*).
-TIMEOUT, CONNECT, DNS, TLS, HTTP_4XX, HTTP_5XX = "timeout", "connect", "dns", "tls", "http_4xx", "http_5xx"
-TOO_LARGE, ROBOTS, NOAI, PRIVATE = "too_large", "robots_disallowed", "noai", "private_address"
-REDIRECT_LOOP, TOO_MANY_REDIRECTS = "redirect_loop", "too_many_redirects"
-BAD_URL, BAD_RESPONSE, INCOMPLETE, ERROR = "bad_url", "bad_response", "incomplete_body", "error"
-# robots.txt 5xx/unreachable (RFC 9309: complete disallow); Crawl-delay or Retry-After
-# above max_host_delay_s; a TDMRep reservation (header or tdmrep.json).
-ROBOTS_UNAVAILABLE, HOST_TOO_SLOW, TDM_RESERVED = "robots_unavailable", "host_too_slow", "tdm_reserved"
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_BACKOFF_S = 30.0  # exponential backoff without a Retry-After
@@ -104,57 +80,9 @@ class ClientSettings:
     robots_cache_s: float = 86400.0  # lifetime of a robots.txt / tdmrep.json answer in this process
 
 
-@dataclass(frozen=True)
-class FetchResult:
-    ok: bool
-    url: str
-    final_url: str = ""
-    status: int = 0
-    content_type: str = ""  # the full header, charset included
-    data: bytes = b""
-    failure: str = ""  # one of the failure kinds above when not ok
-    detail: str = ""
-
-    @property
-    def mime(self) -> str:
-        return self.content_type.split(";")[0].strip().lower()
-
-
-class _Failure(Exception):
-    def __init__(self, kind: str, detail: str = "", status: int = 0, retry_after: Optional[float] = None,
-                 final: bool = False):
-        super().__init__(detail)
-        self.kind, self.detail, self.status, self.retry_after = kind, detail, status, retry_after
-        self.final = final  # not worth a retry (a server that blew the total deadline)
-
-
 def _delay_too_long(delay: float, limit: float) -> bool:
     """The bound on waits: a host asking for more than ``limit`` seconds is not waited for."""
     return delay > limit
-
-
-def classify_exception(exc: requests.RequestException) -> tuple[str, str]:
-    """(failure kind, detail) for a requests exception."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return TLS, text
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
-        return TIMEOUT, text
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
-        return BAD_URL, text
-    if isinstance(exc, requests.exceptions.InvalidHeader):  # e.g. Content-Length "100, 200": framing unknown
-        return BAD_RESPONSE, text
-    lowered = text.lower()
-    if "nameresolution" in lowered or "name or service not known" in lowered or "getaddrinfo" in lowered:
-        return DNS, text
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "incompleteread" in lowered:
-        return INCOMPLETE, text
-    if "line too long" in lowered or "got more than" in lowered or "badstatusline" in lowered:
-        return BAD_RESPONSE, text
-    if "timed out" in lowered:
-        return TIMEOUT, text
-    return CONNECT, text
 
 
 class HttpClient:
@@ -470,37 +398,3 @@ class HttpClient:
         if scope.expired:
             raise _Failure(TIMEOUT, "total deadline exceeded while reading the body", final=True)
         return b"".join(chunks)
-
-
-def _join_location(current: str, location: str) -> str:
-    """A redirect's target; BAD_URL for one that does not parse (``http://[::1``, a bad port)."""
-    try:
-        nxt = urljoin(current, location)
-    except ValueError:
-        raise _Failure(BAD_URL, f"unparseable Location {location[:200]!r}") from None
-    _split(nxt)
-    return nxt
-
-
-def _split(url: str):
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 — raises ValueError on a bad port
-        return parts
-    except ValueError:
-        raise _Failure(BAD_URL, f"unparseable url {url[:200]!r}") from None
-
-
-def _origin(url: str) -> str:
-    """scheme://host[:port] of a URL (no userinfo: site files are fetched anonymously)."""
-    parts = _split(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
-
-
-def _host_key(url: str) -> str:
-    """host[:port], the unit of per-host spacing and slow-host marks."""
-    return _split(url).netloc.rpartition("@")[2].lower()
-
-
-def _path(url: str) -> str:
-    return _split(url).path or "/"

@@ -17,7 +17,7 @@ from transforms.http_client import ClientSettings, HttpClient
 from transforms.robots import (ROBOTS_MAX_BYTES, RobotsPolicy, SiteCache, lifetime, parse_robots,
                                policy_for_failure, product_token)
 
-UA = "wit-curator/0.1 (+https://github.com/wit-curator/wit-curator)"
+UA = "wit-curator/0.1 (+https://wit-curator.example/about)"
 TOKEN = "wit-curator"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 

@@ -19,13 +19,13 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 # The spec's own example (section "TDM File on the Origin Server").
 SPEC_EXAMPLE = [
     {"location": "/directory-a/", "tdm-reservation": 1},
-    {"location": "/directory-b/html/", "tdm-reservation": 1, "tdm-policy": "https://provider.com/policies/policy.json"},
+    {"location": "/directory-b/html/", "tdm-reservation": 1, "tdm-policy": "https://provider.example/policies/policy.json"},
     {"location": "/directory-b/images/*.jpg", "tdm-reservation": 0},
 ]
 
 
 def _reserved(rules, path):
-    rule = parse_tdmrep(json.dumps(rules).encode()).reserving_rule("https://provider.com" + path)
+    rule = parse_tdmrep(json.dumps(rules).encode()).reserving_rule("https://provider.example" + path)
     return rule is not None
 
 
@@ -56,7 +56,7 @@ CASES = [
     ([{"location": "/a%2Fb", "tdm-reservation": 1}], "/a/b", False),  # a reserved escape stays escaped
     ([{"location": "/search?q=", "tdm-reservation": 1}], "/search?q=cats", True),
     ([{"location": "images/", "tdm-reservation": 1}], "/images/a.jpg", True),  # a missing leading "/"
-    ([{"location": "https://provider.com/images/", "tdm-reservation": 1}], "/images/a.jpg", True),
+    ([{"location": "https://provider.example/images/", "tdm-reservation": 1}], "/images/a.jpg", True),
     # tdm-reservation values: 1 / "1" reserve; anything else is a protocol error (unset).
     ([{"location": "/", "tdm-reservation": "1"}], "/a", True),
     ([{"location": "/", "tdm-reservation": 2}], "/a", False),
@@ -77,7 +77,7 @@ def test_tdmrep_location_rules(rules, path, reserved):
 
 
 def test_the_reserving_rule_carries_its_policy():
-    rule = parse_tdmrep(json.dumps(SPEC_EXAMPLE).encode()).reserving_rule("https://p.com/directory-b/html/x")
+    rule = parse_tdmrep(json.dumps(SPEC_EXAMPLE).encode()).reserving_rule("https://p.example/directory-b/html/x")
     assert rule.location == "/directory-b/html/" and rule.policy.endswith("policy.json")
 
 
