@@ -33,8 +33,9 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
+
+from transforms.url_guard import join
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +153,13 @@ def normalise_license(value: object, base: str = "") -> str:
         text = "https://" + text
     elif "://" not in low and not low.startswith("//") and (" " in text or not base or "/" not in text):
         return _name_id(text)  # a name, not a path: "CC BY 4.0", "MIT"
-    try:
-        absolute = urljoin(base or "https://invalid.invalid/", text)
-    except ValueError:
-        return OTHER
-    return _url_id(absolute)
+    absolute = join(base or "https://invalid.invalid/", text)
+    return _url_id(absolute) if absolute else OTHER
 
 
 def absolute_url(base: str, url: str) -> str:
     """``url`` resolved against ``base``, without its fragment; "" when it cannot be parsed."""
-    try:
-        return urljoin(base, url.strip()).split("#", 1)[0]
-    except ValueError:
-        return ""
+    return join(base, url.strip()).split("#", 1)[0]
 
 
 def _rel_tokens(el) -> list[str]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pipeline import faults
 from pipeline.records import AltPair, DropReason, Rejection, make_key
@@ -34,7 +34,7 @@ from transforms.extract_alt_text import ExtractSpec
 from transforms.html_text import clean_text
 from transforms.image_source import is_tracker
 from transforms.page_opt_out import meta_opt_out
-from transforms.url_guard import MAX_URL_CHARS  # as ExtractAltText: a longer URL is rejected, never cut
+from transforms.url_guard import MAX_URL_CHARS, join  # the limit as ExtractAltText: rejected, never cut
 
 IMG_PATH = "IMG@/src"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -89,13 +89,6 @@ def url_too_long(url: str) -> bool:
     return len(url) > MAX_URL_CHARS
 
 
-def _absolute(base: str, src: str) -> str:
-    try:
-        return urljoin(base, src)
-    except ValueError:  # a bad IPv6 literal
-        return ""
-
-
 def _link_outcome(link: dict, n: int, page_url: str, base: str, title: str, spec: ExtractSpec):
     """The pair, or the rejection, of the n-th IMG link of a page."""
     src = _text(link.get("url")).strip()
@@ -104,7 +97,7 @@ def _link_outcome(link: dict, n: int, page_url: str, base: str, title: str, spec
     stub = AltPair(key=key, page_url=page_url, image_url=src[:300], caption=caption, position=n)
     if src.startswith("data:"):
         return Rejection.of(stub, DropReason.EXTRACT_DATA_URI, src[:40])
-    absolute = _absolute(base, src) if src else ""
+    absolute = join(base, src) if src else ""
     if url_too_long(absolute):
         return Rejection.of(stub, DropReason.EXTRACT_BAD_URL, f"URL of {len(absolute)} characters")
     if not absolute or urlsplit(absolute).scheme not in ("http", "https"):
@@ -132,7 +125,7 @@ def wat_pairs(page_url: str, html_meta: dict, spec: ExtractSpec = ExtractSpec()
     """One pair (or rejection) per ``IMG@/src`` link of a page's HTML-Metadata."""
     head = _dict(html_meta.get("Head"))
     declared_base = _text(head.get("Base")).strip()
-    base = (_absolute(page_url, declared_base) or page_url) if declared_base else page_url
+    base = (join(page_url, declared_base) or page_url) if declared_base else page_url
     title = clean_text(_text(head.get("Title")), 300)
     links = html_meta.get("Links")
     images = [link for link in (links if isinstance(links, list) else [])
