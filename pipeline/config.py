@@ -68,6 +68,9 @@ class FetchConfig:
     concurrency: int = 32
     per_host_concurrency: int = 8
     per_host_min_interval_s: float = 0.0
+    # a host with more URLs than this is spread over several fetch keys (at most per_host_concurrency),
+    # its politeness budget split between them (transforms/host_keys.py)
+    urls_per_key: int = 1000
     user_agent: str = "wit-curator/0.1 (+https://github.com/wit-curator/wit-curator)"
     respect_robots: bool = True
     respect_noai: bool = True
@@ -133,6 +136,7 @@ class DedupeConfig:
     near_colour_delta: int = 20
     near_rounds: int = 30
     near_bands: int = 3
+    near_cc_rounds: int = 8  # large-star/small-star rounds of the distributed connected components
     semantic: bool = False
     semantic_eps: float = 0.05
     semantic_clusters: int = 64
@@ -349,6 +353,7 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.fetch.concurrency >= 1, "fetch.concurrency must be >= 1"),
         (cfg.fetch.per_host_concurrency >= 1, "fetch.per_host_concurrency must be >= 1"),
         (cfg.fetch.per_host_min_interval_s >= 0, "fetch.per_host_min_interval_s must be >= 0"),
+        (cfg.fetch.urls_per_key >= 1, "fetch.urls_per_key must be >= 1"),
         (cfg.fetch.max_host_delay_s > 0, "fetch.max_host_delay_s must be > 0"),
         (cfg.fetch.robots_cache_s > 0, "fetch.robots_cache_s must be > 0"),
         (cfg.image.max_aspect >= 1.0, "image.max_aspect must be >= 1"),
@@ -364,6 +369,7 @@ def validate(cfg: CurateConfig) -> None:
         (0 <= cfg.dedupe.near_colour_delta <= 255, "dedupe.near_colour_delta must be in [0, 255]"),
         (cfg.dedupe.near_rounds >= 1, "dedupe.near_rounds must be >= 1"),
         (2 <= cfg.dedupe.near_bands <= 8, "dedupe.near_bands must be in [2, 8]"),
+        (cfg.dedupe.near_cc_rounds >= 1, "dedupe.near_cc_rounds must be >= 1"),
         (cfg.score.enabled or not cfg.dedupe.semantic, "dedupe.semantic needs score.enabled (CLIP embeddings)"),
         (0.0 < cfg.dedupe.semantic_eps < 1.0, "dedupe.semantic_eps must be in (0, 1)"),
         (cfg.dedupe.semantic_clusters >= 1, "dedupe.semantic_clusters must be >= 1"),

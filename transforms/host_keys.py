@@ -1,0 +1,103 @@
+"""Hot hosts over several keys, with the host's politeness budget split between the keys.
+
+Input: a PCollection of items (image pairs, page URLs) and two functions: the item's host and
+the URL that places it on a key. Output: ``((host, index, count), item)`` for a GroupByKey.
+
+A host with at most ``urls_per_key`` items keeps one key, ``(host, 0, 1)``, as before. A host with
+``n`` more is spread over ``count = min(per_host_concurrency, ceil(n / urls_per_key))`` keys by a
+stable hash of the URL (blake2b, not Python's salted ``hash``: every worker and every rerun puts a
+URL on the same key), so any runner can give one host to up to ``count`` workers. More keys than
+the host's concurrency would buy nothing: the host may not see more requests at once anyway.
+
+Budget: ``HostShare(index, count)`` is a key's part of its host's limits, which hold for the host
+as a whole, across workers that never talk to each other:
+- concurrency ``C`` is dealt out: ``C // count`` each, the first ``C % count`` keys one more, so
+  the shares add up to ``C`` exactly;
+- request spacing (``fetch.per_host_min_interval_s``, robots Crawl-delay) is time-sliced by the
+  HTTP client (transforms/http_client.py): see ``HostShare`` there.
+
+Keys at 100M pairs: the per-host counts are a ``CombinePerKey(sum)``, which Beam combines on each
+worker before the shuffle (combiner lifting), so a host with 10M URLs costs one partial count per
+worker bundle, not 10M elements on one key. The side input holds only the hosts that split (more
+than ``urls_per_key`` items): at most 100M / ``urls_per_key`` entries (100k at the default 1,000),
+in practice the few thousand big image hosts. The largest fetch key is then a host's
+``n / count`` items, at most ``n / per_host_concurrency``.
+No drop reasons: keying never fails (the host function must not raise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import apache_beam as beam
+
+
+@dataclass(frozen=True)
+class HostShare:
+    """Key ``index`` of the ``count`` keys a host is spread over."""
+
+    index: int = 0
+    count: int = 1
+
+    def concurrency(self, total: int) -> int:
+        """This key's part of the host's concurrency ``total`` (the parts add up to ``total``)."""
+        total = max(1, total)
+        return max(1, total // self.count + (1 if self.index < total % self.count else 0))
+
+    @property
+    def whole(self) -> bool:
+        return self.count <= 1
+
+
+WHOLE = HostShare()
+
+
+def shard_count(items: int, urls_per_key: int, per_host: int) -> int:
+    """Keys for a host with ``items`` items: ceil(items / urls_per_key), at most ``per_host``."""
+    return max(1, min(max(1, per_host), -(-max(0, items) // max(1, urls_per_key))))
+
+
+def shard_of(url: str, count: int) -> int:
+    """The key index of a URL among ``count``: a stable hash, the same on every worker and run."""
+    if count <= 1:
+        return 0
+    digest = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+def share_of(key: tuple) -> HostShare:
+    """The HostShare of a ``(host, index, count)`` key."""
+    _host, index, count = key
+    return HostShare(index, count)
+
+
+def _hot(host_and_count, urls_per_key: int, per_host: int):
+    host, count = host_and_count
+    shards = shard_count(count, urls_per_key, per_host)
+    if shards > 1:
+        yield host, shards
+
+
+def _keyed(item, host_fn, url_fn, hot: dict):
+    host = host_fn(item)
+    count = hot.get(host, 1)
+    return (host, shard_of(url_fn(item), count), count), item
+
+
+class KeyByHostShard(beam.PTransform):
+    """items -> ((host, index, count), item): hot hosts spread over several keys (see module doc)."""
+
+    def __init__(self, host_fn: Callable[[Any], str], url_fn: Callable[[Any], str],
+                 urls_per_key: int, per_host: int):
+        super().__init__()
+        self.host_fn, self.url_fn = host_fn, url_fn
+        self.urls_per_key, self.per_host = urls_per_key, per_host
+
+    def expand(self, items):
+        hot = (items
+               | "HostOf" >> beam.Map(lambda item, f=self.host_fn: (f(item), 1))
+               | "CountPerHost" >> beam.CombinePerKey(sum)
+               | "HotHosts" >> beam.FlatMap(_hot, self.urls_per_key, self.per_host))
+        return items | "KeyByShard" >> beam.Map(_keyed, self.host_fn, self.url_fn, hot=beam.pvalue.AsDict(hot))
