@@ -1,30 +1,44 @@
 """Peak memory of `wit curate` at 10k and 100k pairs: does anything grow with the input?
 
 Input: generated pairs — an img2dataset-style URL list (parquet) of N distinct image URLs on
-one loopback host, served from memory by ``bench.common.FileServer`` (``--distinct`` photo-like
-JPEGs; each URL carries its own query string, so every pair is fetched, resized and hashed, and
-exact dedupe then drops the repeats). The run is the sample config (bundled tiny scorer,
-128 px) with URL-list input. Output: wall time and peak RSS of the whole `wit curate` process
-tree (sampled every 0.1 s) per size, and the ratio largest / smallest (target <= 1.3).
+one loopback host. ``bench.common.SynthImageServer`` answers each URL with its own photo-like
+JPEG (160-320 px sides, drawn from a seed that is the URL: deterministic, nothing stored), so
+no two pairs share bytes or a near-duplicate pHash and *every* stage sees every pair. One
+caption in 20 is a camera file name (``IMG_00020.JPG``): those pairs are ``caption.filename``
+rejections, so the rejections writer grows with N too. The run is the sample config (bundled
+tiny scorer, 128 px) with URL-list input and ``score.min_score=-1``: the tiny scorer was
+trained on coloured shapes and would drop these pictures, and then the shard, parquet,
+sizes.json and embedding writers would see nothing; with the threshold open every image is
+still scored, and every pair that passes the caption rule is written.
+
+Output: per size, wall time, peak RSS of the whole `wit curate` process tree (sampled every
+0.1 s), and the funnel from OUT/stats.json (in/out of every stage, rejections by reason); then
+the ratio largest / smallest. Exit 1 when the ratio is above 1.3, or when a run did not see
+distinct images: accounting broken, dedupe (URL, exact, near) dropping more than 1 % of the
+pairs, anything but the planned caption.filename rejections above 1 %, or the planned ones
+off their count.
 
     .venv/bin/python -m bench.memory                      # 10k and 100k
     .venv/bin/python -m bench.memory --sizes 2000 20000   # quicker
     .venv/bin/python -m bench.memory -- --direct_running_mode=multi_processing --direct_num_workers=2
 
-Measured 2026-11-27 (2 CPU cores, FnApiRunner, 1000 distinct JPEGs), before and after the
-resized bytes were spilled to OUT/_work/images (transforms/image_store.py):
+Measured 2026-11-27 (2 CPU cores, FnApiRunner), with the old input of 1000 distinct JPEGs
+behind distinct query strings (so exact dedupe left 1000 pairs for every later stage; these
+figures cover fetch/resize/hash and exact dedupe only):
   bytes inline in the records:  10k pairs 198 s, peak 1531 MB; 100k 860 s, 5657 MB: ratio 3.70
   bytes spilled (the default):  10k pairs  80 s, peak 1257 MB; 100k 575 s, 1598 MB: ratio 1.27
   + slots dataclass records:    10k pairs  97 s, peak 1255 MB; 100k 632 s, 1523 MB: ratio 1.21
   + near-dedupe prefix by size: 10k pairs  91 s, peak 1238 MB; 100k 663 s, 1488 MB: ratio 1.20
 Inline, growth was ~45 KB per pair: the FnApiRunner keeps a stage's whole output in memory and
-decodes a GroupByKey's input into Python objects, and the images crossed three shuffles. What is
-left (~3 KB per pair) is the records themselves at the fused-stage boundaries.
+decodes a GroupByKey's input into Python objects, and the images crossed three shuffles.
+
+MEASURED_2026_12_02
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -32,57 +46,99 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import WORK, FileServer, make_jpegs, run_measured
+from bench.common import WORK, SynthImageServer, run_measured
 
 log = logging.getLogger("bench.memory")
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET_RATIO = 1.3
+FILENAME_EVERY = 20  # one caption in 20 is a camera file name: caption.filename
+DEDUPE_REASONS = ("dedupe.url", "dedupe.url_caption", "dedupe.image_exact", "dedupe.image_near")
+MAX_UNPLANNED = 0.01  # dedupe, or any other unplanned drop, above 1 % of the pairs: images not distinct
 
 
-def write_url_list(path: str, base_url: str, names: list[str], n: int) -> None:
-    """``n`` rows: distinct URLs over ``names`` (query string), a three-plus-word caption each."""
-    urls = [f"{base_url}/{names[i % len(names)]}?pair={i}" for i in range(n)]
-    captions = [f"a photo of generated scene number {i % len(names)}" for i in range(n)]
+def write_url_list(path: str, base_url: str, n: int) -> None:
+    """``n`` rows: one distinct image URL each; a three-plus-word caption, or every 20th a file name."""
+    urls = [f"{base_url}/img/{i:07d}.jpg" for i in range(n)]
+    captions = [f"IMG_{i:05d}.JPG" if i % FILENAME_EVERY == 0 else f"a photo of generated scene number {i}"
+                for i in range(n)]
     pq.write_table(pa.table({"url": urls, "caption": captions}), path)
+
+
+def planned_filename_drops(n: int) -> int:
+    return len(range(0, n, FILENAME_EVERY))
 
 
 def curate_cmd(url_list: str, output: str, beam_args: list[str]) -> list[str]:
     return [sys.executable, "-m", "pipeline.cli", "curate", "--config", os.path.join(PROJECT, "configs", "sample.yaml"),
             "--url-list", url_list, "--output", output, "--overwrite", "--allow-private-networks",
             "--set", "fetch.concurrency=32", "--set", "fetch.per_host_concurrency=32",
-            "--set", "output.samples_per_shard=1000", *beam_args]
+            "--set", "output.samples_per_shard=1000", "--set", "score.min_score=-1.0", *beam_args]
 
 
-def measure(size: int, base_url: str, names: list[str], beam_args: list[str]) -> dict:
+def check_distinct(stats: dict, n: int) -> list[str]:
+    """Why this run does not show every stage every pair ([] = it does)."""
+    problems = []
+    if stats.get("pairs_extracted") != n or not stats.get("accounting_ok"):
+        problems.append(f"pairs_extracted {stats.get('pairs_extracted')} (want {n}), "
+                        f"accounting_ok {stats.get('accounting_ok')}")
+    by_reason = dict(stats.get("rejected_by_reason", {}))
+    if by_reason.pop("caption.filename", 0) != planned_filename_drops(n):
+        problems.append(f"caption.filename != {planned_filename_drops(n)} planned")
+    dedupe = sum(by_reason.get(r, 0) for r in DEDUPE_REASONS)
+    if dedupe > MAX_UNPLANNED * n:
+        problems.append(f"dedupe dropped {dedupe} of {n}: the images are not distinct")
+    if sum(by_reason.values()) > MAX_UNPLANNED * n:
+        problems.append(f"unplanned rejections {by_reason}")
+    return problems
+
+
+def funnel_lines(stats: dict) -> list[str]:
+    lines = [f"    {row['stage']:<16} in {row['in']:>7}  out {row['out']:>7}"
+             + (f"  dropped {row['dropped']}" if row["dropped"] else "") for row in stats.get("funnel", [])]
+    lines.append(f"    kept {stats.get('kept')}  rejected {stats.get('rejected')}  "
+                 f"by reason {stats.get('rejected_by_reason')}")
+    return lines
+
+
+def measure(size: int, base_url: str, beam_args: list[str]) -> dict:
     work = os.path.join(WORK, "memory")
     os.makedirs(work, exist_ok=True)
     url_list = os.path.join(work, f"pairs_{size}.parquet")
-    write_url_list(url_list, base_url, names, size)
+    output = os.path.join(work, f"out_{size}")
+    write_url_list(url_list, base_url, size)
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=PROJECT)
-    result = run_measured(curate_cmd(url_list, os.path.join(work, f"out_{size}"), beam_args), env=env,
-                          timeout=3600)
+    result = run_measured(curate_cmd(url_list, output, beam_args), env=env, timeout=3600)
     if result.returncode != 0:
         raise RuntimeError(f"wit curate on {size} pairs failed (rc {result.returncode}):\n{result.output[-3000:]}")
-    return {"pairs": size, "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb,
-            "funnel": result.output.strip().splitlines()[-1] if result.output.strip() else ""}
+    with open(os.path.join(output, "stats.json")) as fh:
+        stats = json.load(fh)
+    return {"pairs": size, "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb, "stats": stats,
+            "problems": check_distinct(stats, size)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--distinct", type=int, default=1000, help="distinct JPEGs served")
     parser.add_argument("beam_args", nargs="*", help="Beam flags after --, passed to wit curate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
-    names = make_jpegs(os.path.join(WORK, "memory_jpegs"), args.distinct, sizes=(160, 360))
     rows = []
-    with FileServer(os.path.join(WORK, "memory_jpegs")) as server:
+    with SynthImageServer(sides=(160, 320)) as server:
         for size in args.sizes:
-            row = measure(size, server.base_url, names, args.beam_args)
+            row = measure(size, server.base_url, args.beam_args)
             log.info("%7d pairs: %7.1f s  peak RSS %7.0f MB", row["pairs"], row["seconds"], row["peak_rss_mb"])
+            for line in funnel_lines(row["stats"]):
+                log.info("%s", line)
+            for problem in row["problems"]:
+                log.error("    not every stage saw every pair: %s", problem)
             rows.append(row)
     ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    log.info("peak RSS ratio %d / %d pairs: %.2f (target <= 1.3)", rows[-1]["pairs"], rows[0]["pairs"], ratio)
-    return 0
+    log.info("peak RSS ratio %d / %d pairs: %.2f (target <= %.1f)", rows[-1]["pairs"], rows[0]["pairs"], ratio,
+             TARGET_RATIO)
+    if ratio > TARGET_RATIO:
+        log.error("missed: peak RSS grows %.2fx from %d to %d pairs", ratio, rows[0]["pairs"], rows[-1]["pairs"])
+    failed = ratio > TARGET_RATIO or any(row["problems"] for row in rows)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,14 @@ logo) is one distinct URL, left to DedupeUrls.
 
 Shape: pairs are keyed by (site, caption) and grouped, a global count no rule
 of ApplyRules can make; only pairs travel through the shuffle, no image bytes.
+
+Largest key at 100M pairs: the most repeated (site, caption) of the biggest site, and every pair
+with it, kept or dropped: a caption a wiki puts under the same icon on every page ("Edit this at
+Wikidata") can be on millions of pages of one host, ~0.5 KB per AltPair (bench/record_sizes.py),
+so a hot key of a few GB that one worker iterates. ``_JudgeGroupFn`` streams the group (a set of
+at most ``_COUNT_CAP`` URLs, then a second pass), so memory holds on runners whose grouped
+values are lazy (Dataflow); the time of that one key is the straggler. docs/scale.md
+"What would break first" has the fix (count distinct URLs per key with a combiner).
 """
 
 from __future__ import annotations

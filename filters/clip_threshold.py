@@ -11,6 +11,11 @@ entering this stage, from Beam's ``ApproximateQuantiles`` (1000 quantiles; exact
 on small inputs, within a fraction of a percent of rank otherwise), so no global
 sort. ``ComputeClipThreshold`` yields the one number used, which build.py also
 writes to stats.json (``thresholds.clip_min_score``).
+
+Keys at 100M pairs: ``ApproximateQuantiles.Globally`` is a global combine, lifted: each worker
+folds its scores into a bounded summary (a few thousand floats, whatever the count) and one
+worker merges one summary per bundle. The threshold reaches ClipThreshold as a one-float side
+input. No key holds the scores themselves.
 """
 
 from __future__ import annotations

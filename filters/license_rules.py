@@ -10,6 +10,10 @@ only when one is set.
 
 Also ``CountLicenses``: the licence mix of the kept samples, as the stats.json value
 ``("license", "kept", {id: n})``.
+
+Keys at 100M pairs: ``CountPerLicense`` is a ``Count.PerElement`` (lifted: ``unknown`` with
+tens of millions of samples is one partial count per worker bundle); ``CollectLicenses`` lists
+the distinct licence ids, a few dozen.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> bea
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
     fetch = FetchImages(client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
                         resize=resize_spec(cfg.resize), processes=cfg.resize.processes,
-                        spill_dir=spill_dir(cfg, output_dir))
+                        spill_dir=spill_dir(cfg, output_dir), urls_per_key=cfg.fetch.urls_per_key)
     if not cfg.output.checkpoint:
         return fetch
     return Checkpointed(fetch, work_dir(output_dir, "fetched"), resume, cfg.output.checkpoint_every)

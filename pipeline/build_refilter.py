@@ -4,6 +4,10 @@ Input: a ``RefilterPlan`` (source directory and its stats.json) and a ``CurateCo
 Output: a complete new output (shards, rejections, embeddings, stats). Drops:
 ``dedupe.image_near``, ``clip.below_threshold``, ``dedupe.semantic`` as in a curate run;
 every rejection of the source is carried with its stage label.
+
+Keys at 100M pairs: ``JoinEmbeddings`` and ``JoinDroppedScores`` are CoGroupByKeys on the sample
+key (one sample and one embedding or score per key); ``CountUnrestorable`` is a
+``Count.Globally`` (lifted) and the requested threshold a one-float side input.
 """
 
 from __future__ import annotations

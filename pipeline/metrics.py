@@ -32,6 +32,9 @@ class Counter(str, enum.Enum):
     SAMPLES_WRITTEN = "samples_written"
     SHARDS_WRITTEN = "shards_written"
     REJECTIONS_WRITTEN = "rejections_written"
+    # duplicate-group label pairs the large-star/small-star rounds left for the one-key finisher
+    # (transforms/components.py); ~0 when dedupe.near_cc_rounds is enough
+    NEAR_CC_RESIDUAL = "near_cc_residual_edges"
 
 
 _LOCAL_TALLY: collections.Counter = collections.Counter()

@@ -27,6 +27,10 @@ Files of an older version (``*.pkl``) are never opened. A record Arrow cannot
 hold (a lone surrogate in a caption) is not saved; its pair runs again on resume.
 Neither is an ``*.internal_error`` rejection (pipeline/faults.py): that is a bug met,
 not the pair's outcome, and a resume (with the bug fixed, say) tries the pair again.
+
+Keys at 100M pairs: ``JoinSaved`` (a CoGroupByKey on the pair key) has one pair per key plus
+its saved outcomes (one, or a few where retried bundles saved it twice); ``SpreadFiles`` is a
+``Reshuffle`` of file names. No key grows with the run.
 """
 
 from __future__ import annotations

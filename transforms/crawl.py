@@ -1,21 +1,9 @@
-"""FetchPages: same-site crawl from seed URLs.
+"""The crawl's parts for one page or URL: normaliser, links, duplicates, fetch (no shuffles here).
 
-Input: a PCollection of seed URLs (str). Output: ``(pages, failures)`` —
-``Page`` records with the HTML bytes, and ``PageFailure`` records (reasons
-``crawl.http_4xx``, ``crawl.http_5xx``, ``crawl.not_html``, ``crawl.robots_disallowed``,
-``crawl.private_address``, ``crawl.too_large``, ``crawl.error``,
-``crawl.duplicate_page``, ``crawl.robots_unavailable`` (robots.txt 5xx or unreachable:
-RFC 9309 complete disallow), ``crawl.host_too_slow`` (Crawl-delay / Retry-After over
-``fetch.max_host_delay_s``), ``crawl.tdm_reserved`` and ``crawl.noai`` (TDMRep reservation
-or X-Robots-Tag noai for us on the page's response, decided from its headers),
-``crawl.internal_error``). Pages are not pairs, so failures go to the page funnel
-in stats.json, not the rejections table.
-
-Duplicate pages (``crawl.canonical``, ``crawl.duplicate_content``): the first
-page in crawl order wins; a later page whose ``<link rel=canonical>`` names a URL
-already crawled (or claimed as canonical by an earlier page), or whose bytes equal
-an earlier page's, is ``crawl.duplicate_page`` and its images are not extracted
-again. Its links are still followed.
+``FetchPages`` (seed URLs -> ``(pages, failures)``) is defined here and built level by level in
+transforms/crawl_frontier.py, whose docstring says the graph, the failure reasons and the keys.
+Other modules use this one for ``normalize_url`` (URL dedupe), ``page_links`` /
+``extract_links`` (links of WARC pages) and ``DuplicatePages``.
 
 Links (``page_links``): ``<a href>`` and ``<link rel=canonical>``, resolved against the
 first ``<base href>`` (ignored when it does not parse), from the page decoded and parsed as
@@ -23,29 +11,29 @@ extraction does (transforms/html_text.py: no depth limit). A link that does not 
 bad IPv6 literal), has a bad port or no host, or is longer than 2,048 characters once
 normalised (transforms/url_guard.py) is skipped, never cut.
 
-Internal errors (pipeline/faults.py): an unexpected exception while one page is
-fetched, or while its links and canonical URL are read, makes that page a
-``crawl.internal_error`` failure (the detail names the exception and where); the
-rest of the host's crawl goes on. So does one while a seed is normalised and keyed.
+Duplicate pages (``crawl.canonical``, ``crawl.duplicate_content``): the first page in crawl
+order (depth, then requested URL) wins; a later page whose ``<link rel=canonical>`` names a URL
+already crawled (or claimed as canonical by an earlier page), or whose bytes equal an earlier
+page's, is ``crawl.duplicate_page``. ``DuplicatePages`` decides from (URL, canonical, sha1 of
+the bytes) alone, so the frontier replays it from light tuples after the crawl.
 
-Seeds are grouped by host and each host is crawled breadth-first by one DoFn
-call: per-host politeness stays in one place, and the visit order (and so the
-page set under ``max_pages``) is deterministic: each level is fetched in
-parallel but processed in sorted URL order.
+Internal errors (pipeline/faults.py): an unexpected exception while one page is fetched,
+while its links and canonical URL are read, or while its duplicate check runs makes that page
+a ``crawl.internal_error`` failure (the detail names the exception and where); the rest of the
+crawl goes on. So does one while a seed is normalised and keyed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
+from typing import Union
 from urllib.parse import urlsplit, urlunsplit
 
 import apache_beam as beam
 
-from pipeline import faults, metrics
+from pipeline import faults
 from pipeline.records import DropReason, Page, PageFailure
 from transforms import http_client
 from transforms.html_text import parse_html, utf8_html
@@ -176,7 +164,7 @@ def extract_links(html: bytes, page_url: str, content_type: str = "") -> list[st
 
 class DuplicatePages:
     """First page wins, in crawl order: later pages with a claimed canonical URL or the same bytes
-    are duplicates. Not thread-safe: the crawl checks pages one by one, in sorted order."""
+    are duplicates. Not thread-safe: pages are checked one by one, in crawl order."""
 
     def __init__(self, canonical: bool = True, content: bool = True):
         self.use_canonical, self.use_content = canonical, content
@@ -185,19 +173,28 @@ class DuplicatePages:
 
     def check(self, page: Page, canonical: str) -> str:
         """"" for a new page (and remember it), else why it is a duplicate."""
-        key = canonical if (self.use_canonical and canonical) else page.url
-        for url in (key, page.url):
-            if url in self.claimed and self.claimed[url] != page.url:
-                what = f"canonical {key}" if url == key and key != page.url else url  # else: a redirect target
-                return f"{what} already crawled as {self.claimed[url]}"[:300]
-        digest = hashlib.sha1(page.html).hexdigest() if self.use_content else ""
+        return self.check_url(page.url, canonical, page_digest(page.html) if self.use_content else "")
+
+    def check_url(self, url: str, canonical: str, digest: str) -> str:
+        """``check`` from the page's URL, canonical URL and ``page_digest`` (no bytes needed)."""
+        key = canonical if (self.use_canonical and canonical) else url
+        for claim in (key, url):
+            if claim in self.claimed and self.claimed[claim] != url:
+                what = f"canonical {key}" if claim == key and key != url else claim  # else: a redirect target
+                return f"{what} already crawled as {self.claimed[claim]}"[:300]
+        digest = digest if self.use_content else ""
         if digest and digest in self.digests:
             return f"same bytes as {self.digests[digest]}"[:300]
-        self.claimed.setdefault(key, page.url)
-        self.claimed.setdefault(page.url, page.url)
+        self.claimed.setdefault(key, url)
+        self.claimed.setdefault(url, url)
         if digest:
-            self.digests[digest] = page.url
+            self.digests[digest] = url
         return ""
+
+
+def page_digest(html: bytes) -> str:
+    """What duplicate-content detection compares: the sha1 of the page's bytes."""
+    return hashlib.sha1(html).hexdigest()
 
 
 def _fetch_page(client: HttpClient, url: str, depth: int, max_bytes: int) -> Union[Page, PageFailure]:
@@ -227,99 +224,53 @@ def fetch_page_isolated(client: HttpClient, url: str, depth: int, max_bytes: int
         return _page_internal_error(url, exc)
 
 
-def _visit(page: Page, duplicates: DuplicatePages, hosts: set, same_host: bool) -> tuple:
-    """(the page or its duplicate failure, the links to consider following) of a fetched page."""
+@dataclass(frozen=True)
+class PageVisit:
+    """What the frontier keeps of a fetched page: the links to consider following, its canonical
+    URL and the digest of its bytes (the duplicate check's inputs)."""
+
+    links: tuple = ()
+    canonical: str = ""
+    digest: str = ""
+
+
+def _visit(page: Page, host: str, same_host: bool) -> PageVisit:
+    """Links (with ``same_host``: only those to ``host``, the crawl group's), canonical and digest."""
     found = page_links(page.html, page.url, page.content_type)
-    duplicate_of = duplicates.check(page, found.canonical)
-    outcome = PageFailure(page.url, DropReason.CRAWL_DUPLICATE_PAGE, duplicate_of) if duplicate_of else page
-    links = [link for link in found.links if not same_host or urlsplit(link).netloc in hosts]
-    return outcome, links
+    links = tuple(link for link in found.links if not same_host or urlsplit(link).netloc == host)
+    return PageVisit(links, found.canonical, page_digest(page.html))
 
 
-def visit_isolated(page: Page, duplicates: DuplicatePages, hosts: set, same_host: bool) -> tuple:
+def visit_isolated(page: Page, host: str, same_host: bool) -> Union[PageVisit, PageFailure]:
     """``_visit``, with an unexpected exception as this page's ``crawl.internal_error`` (no links)."""
     try:
-        return _visit(page, duplicates, hosts, same_host)
+        return _visit(page, host, same_host)
     except Exception as exc:  # link extraction failing on one page must not lose the rest of the crawl
-        return _page_internal_error(page.url, exc), []
+        return _page_internal_error(page.url, exc)
 
 
-def crawl_site(client: HttpClient, seeds: Iterable[str], max_depth: int, max_pages: int,
-               same_host: bool = True, concurrency: int = 8, max_page_bytes: int = 5_000_000,
-               canonical: bool = True, duplicate_content: bool = True) -> Iterator[Union[Page, PageFailure]]:
-    """Breadth-first crawl of one host's seeds; yields pages and failures (duplicates among them)."""
-    frontier = sorted({normalize_url(s) for s in seeds})
-    hosts = {urlsplit(s).netloc for s in frontier}
-    seen = set(frontier)
-    duplicates = DuplicatePages(canonical, duplicate_content)
-    fetched = 0
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for depth in range(max_depth + 1):
-            frontier = frontier[: max(0, max_pages - fetched)]
-            if not frontier:
-                return
-            fetched += len(frontier)
-            results = pool.map(lambda u: fetch_page_isolated(client, u, depth, max_page_bytes), frontier)
-            next_level = set()
-            for result in results:
-                if not isinstance(result, Page):
-                    yield result
-                    continue
-                # A duplicate's links are still followed: a wrong canonical (pagination naming
-                # page 1) must not hide the pages only it links to.
-                outcome, links = visit_isolated(result, duplicates, hosts, same_host)
-                yield outcome
-                if depth < max_depth:
-                    fresh = [link for link in links if link not in seen]
-                    seen.update(fresh)
-                    next_level.update(fresh)
-            frontier = sorted(next_level)
-
-
-class _CrawlHostFn(beam.DoFn):
-    def __init__(self, crawl_cfg, client_settings):
-        self.crawl_cfg = crawl_cfg
-        self.client_settings = client_settings
-        self.client = None
-
-    def setup(self):
-        self.client = HttpClient(self.client_settings)
-
-    def teardown(self):
-        if self.client is not None:
-            self.client.close()
-
-    def process(self, host_and_seeds):
-        _host, seeds = host_and_seeds
-        cfg = self.crawl_cfg
-        for result in crawl_site(self.client, seeds, cfg.max_depth, cfg.max_pages, cfg.same_host,
-                                 cfg.concurrency, cfg.max_page_bytes, cfg.canonical, cfg.duplicate_content):
-            if isinstance(result, Page):
-                metrics.inc(metrics.Counter.PAGES_FETCHED)
-                yield result
-            else:
-                metrics.inc_reason(result.reason)
-                yield beam.pvalue.TaggedOutput("failures", result)
+def duplicate_isolated(duplicates: DuplicatePages, url: str, visit: PageVisit) -> Union[str, PageFailure]:
+    """``duplicates.check_url`` of a page ("" or why it is a duplicate), with an unexpected exception
+    as this page's ``crawl.internal_error`` (the check goes on with the next page)."""
+    try:
+        return duplicates.check_url(url, visit.canonical, visit.digest)
+    except Exception as exc:  # a bug one page trips costs that page, not its host's pages
+        return _page_internal_error(url, exc)
 
 
 class FetchPages(beam.PTransform):
-    """Seed URLs -> (Page, PageFailure) PCollections."""
+    """Seed URLs -> (Page, PageFailure) PCollections, crawled level by level
+    (transforms/crawl_frontier.py). ``fetch_cfg``: the worker's concurrency and the hot-host
+    split (``fetch.concurrency``, ``fetch.urls_per_key``); the defaults when None."""
 
-    def __init__(self, crawl_cfg, client_settings):
+    def __init__(self, crawl_cfg, client_settings, fetch_cfg=None):
         super().__init__()
-        self.crawl_cfg = crawl_cfg
-        self.client_settings = client_settings
+        self.crawl_cfg, self.client_settings, self.fetch_cfg = crawl_cfg, client_settings, fetch_cfg
 
     def expand(self, seeds):
-        keyed = seeds | "KeyByHost" >> beam.FlatMap(_keyed_seed).with_outputs("failures", main="keyed")
-        results = (
-            keyed.keyed
-            | "GroupByHost" >> beam.GroupByKey()
-            | "CrawlHost" >> beam.ParDo(_CrawlHostFn(self.crawl_cfg, self.client_settings))
-            .with_outputs("failures", main="pages")
-        )
-        failures = (keyed.failures, results.failures) | "AllPageFailures" >> beam.Flatten()
-        return results.pages, failures
+        from transforms.crawl_frontier import crawl_levels  # it imports this module
+
+        return crawl_levels(seeds, self.crawl_cfg, self.client_settings, self.fetch_cfg)
 
 
 def seed_key_isolated(url: str):
@@ -329,12 +280,3 @@ def seed_key_isolated(url: str):
         return urlsplit(normal).netloc, normal
     except Exception as exc:  # one seed that trips a bug costs that seed, not the run
         return _page_internal_error(str(url)[:300], exc)
-
-
-def _keyed_seed(url: str):
-    out = seed_key_isolated(url)
-    if isinstance(out, PageFailure):
-        metrics.inc_reason(out.reason)
-        yield beam.pvalue.TaggedOutput("failures", out)
-    else:
-        yield out

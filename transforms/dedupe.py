@@ -36,7 +36,9 @@ import numpy as np
 from pipeline import metrics
 from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, ScoredImage, pair_of
 from transforms.crawl import normalize_url
-from transforms.lsh import LshSpec, band_positions, band_values, bucket_group_edges, connected_components
+from transforms.components import DEFAULT_ROUNDS, ConnectedComponents, MinAndCount
+from transforms.hot_join import SaltedJoin
+from transforms.lsh import LshSpec, band_positions, band_values, bucket_group_edges
 
 
 def url_order(pair: AltPair) -> tuple:
@@ -137,13 +139,22 @@ def _near_meta(record, rank: Callable):
         yield image.pair.key, int(image.phash, 16), image.colour_sig, rank(record)
 
 
-def _same_signature(signature_and_keys):
+def _signature_key(meta):
+    key, value, colour, _rank = meta
+    return (value, colour), key
+
+
+def _signature_rep(signature_and_stats):
+    (value, colour), (smallest, _count) = signature_and_stats
+    return smallest, value, colour
+
+
+def _same_signature_edges(_signature, stats, keys, _salt):
     """Identical (hash, colour): edges to the smallest key, which alone goes on to the bands."""
-    (value, colour), keys = signature_and_keys
-    keys = sorted(keys)
-    yield beam.pvalue.TaggedOutput("reps", (keys[0], value, colour))
-    for other in keys[1:]:
-        yield keys[0], other, 0
+    smallest = stats[0]
+    for other in sorted(set(keys)):
+        if other != smallest:
+            yield smallest, other
 
 
 def prefix_bits(count: int, per_group: int = 4096, most: int = 6) -> int:
@@ -218,26 +229,29 @@ def _bucket_pairs(group_and_parts, spec: LshSpec):
         yield a, b, dist
 
 
-def _components(_key_and_edges):
-    _, edges = _key_and_edges
-    for node, root in sorted(connected_components(edges).items()):
-        yield node, root
-
-
-def _pick_survivors(root_and_members):
-    """(loser key, survivor key, group size) for every non-survivor of a component."""
-    _root, members = root_and_members
-    ranked = sorted(members, key=lambda m: m[1])
-    survivor = ranked[0][0]
-    for key, _rank in ranked[1:]:
-        yield key, (survivor, len(ranked))
-
-
 def _grouped_rank(key_and_joined):
+    """(root, (rank, key)) of every member of a component (rank tuples end with the key: unique)."""
     key, joined = key_and_joined
     for root in joined["root"]:
         for rank in joined["rank"]:
-            yield root, (key, rank)
+            yield root, (rank, key)
+
+
+def _member_key(root_rank_key):
+    root, (_rank, key) = root_rank_key
+    return root, key
+
+
+def _survivor_drops(_root, stats, keys, _salt):
+    """(loser key, (survivor key, group size)) for the non-survivors among one salted group of members."""
+    (_rank, survivor), size = stats
+    for key in sorted(set(keys)):
+        if key != survivor:
+            yield key, (survivor, size)
+
+
+def _count_of(stats):
+    return stats[1]
 
 
 class _RouteNearFn(beam.DoFn):
@@ -261,30 +275,30 @@ class DedupeNear(beam.PTransform):
     Records without a pHash pass through untouched.
     """
 
-    def __init__(self, spec: LshSpec, rank: Callable):
+    def __init__(self, spec: LshSpec, rank: Callable, cc_rounds: int = DEFAULT_ROUNDS):
         super().__init__()
-        self.spec, self.rank = spec, rank
+        self.spec, self.rank, self.cc_rounds = spec, rank, cc_rounds
 
     def expand(self, records):
         meta = records | "NearMeta" >> beam.FlatMap(_near_meta, self.rank)
-        same = (meta
-                | "KeyBySignature" >> beam.Map(lambda m: ((m[1], m[2]), m[0]))
-                | "GroupSameSignature" >> beam.GroupByKey()
-                | "SameSignature" >> beam.FlatMap(_same_signature).with_outputs("reps", main="edges"))
-        count = same.reps | "CountImages" >> beam.combiners.Count.Globally()
-        lsh_edges = (same.reps
+        signatures = meta | "KeyBySignature" >> beam.Map(_signature_key)
+        signature_stats = signatures | "SignatureStats" >> beam.CombinePerKey(MinAndCount())
+        same_edges = ({"many": signatures, "one": signature_stats}
+                      | "SameSignature" >> SaltedJoin(_same_signature_edges, _count_of))
+        reps = signature_stats | "SignatureReps" >> beam.Map(_signature_rep)
+        count = reps | "CountImages" >> beam.combiners.Count.Globally()
+        lsh_edges = (reps
                      | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec), count=beam.pvalue.AsSingleton(count))
                      | "GroupBands" >> beam.GroupByKey()
                      | "VerifyBuckets" >> beam.FlatMap(_bucket_pairs, self.spec))
-        roots = ((same.edges, lsh_edges) | "AllEdges" >> beam.Flatten()
-                 | "OneComponentKey" >> beam.Map(lambda e: (0, e))
-                 | "GatherEdges" >> beam.GroupByKey()
-                 | "Components" >> beam.FlatMap(_components))
+        roots = ((same_edges, lsh_edges) | "AllEdges" >> beam.Flatten()
+                 | "Components" >> ConnectedComponents(self.cc_rounds))
         ranks = meta | "KeyRank" >> beam.Map(lambda m: (m[0], m[3]))
-        drops = ({"root": roots, "rank": ranks} | "JoinRanks" >> beam.CoGroupByKey()
-                 | "ByGroup" >> beam.FlatMap(_grouped_rank)
-                 | "GroupMembers" >> beam.GroupByKey()
-                 | "PickSurvivors" >> beam.FlatMap(_pick_survivors))
+        members = ({"root": roots, "rank": ranks} | "JoinRanks" >> beam.CoGroupByKey()
+                   | "ByGroup" >> beam.FlatMap(_grouped_rank))
+        groups = members | "SurvivorAndSize" >> beam.CombinePerKey(MinAndCount())
+        drops = ({"many": members, "one": groups}
+                 | "PickSurvivors" >> SaltedJoin(_survivor_drops, _count_of, _member_key))
         keyed = records | "KeyRecords" >> beam.Map(lambda r: (_image_of(r).pair.key, r))
         out = ({"record": keyed, "drop": drops} | "JoinDrops" >> beam.CoGroupByKey()
                | "Route" >> beam.ParDo(_RouteNearFn()).with_outputs("rejected", main="kept"))

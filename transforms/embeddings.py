@@ -11,6 +11,12 @@ unscored records (``score.enabled: false``) write nothing.
 Readers: ``read_embeddings`` (pyarrow table) and ``as_matrix`` (numpy float32).
 ``wit refilter`` re-thresholds from ``clip_score`` and semantic dedupe reads the
 image embeddings; neither needs the model again.
+
+Keys at 100M pairs: the row count is a ``Count.Globally`` (combined on each worker before the
+shuffle); ``GroupByEmbeddingFile`` keys by file bucket, so its largest key is one file's rows:
+``rows_per_file`` (build.py passes ``output.samples_per_shard``, 10,000) ScoredImages of ~1.9 KB
+each with ViT-B-32's two 512-d float16 embeddings (bench/record_sizes.py): ~19 MB, whatever the
+run's size.
 """
 
 from __future__ import annotations

@@ -19,11 +19,18 @@ downloaded is that pair's ``fetch.internal_error`` (the HostScheduler hands the
 failed pair back and frees its host's slot); one while its image is decoded or
 resized is ``image.internal_error``. The detail names the exception and where.
 
-Shape: pairs are keyed by host and grouped, so each host is fetched by one
-worker, where a HostScheduler caps its concurrency (``fetch.per_host_concurrency``)
-and the client spaces its requests (Crawl-delay): per-host limits are global,
-not per worker. Across hosts the worker runs ``fetch.concurrency`` downloads at
-once. Resizing in the same threads (Pillow releases the GIL) uses every core of
+Shape: pairs are keyed by host and grouped (transforms/host_keys.py: a host with
+more than ``fetch.urls_per_key`` pairs is spread over up to ``fetch.per_host_concurrency``
+keys, which any runner may give to different workers). Per-host limits hold for the
+host as a whole, not per worker or key (transforms/host_share.py): each key's
+HostScheduler lane runs its share of ``fetch.per_host_concurrency`` (the shares add
+up to it), and the client starts a key's requests only in the key's wall-clock slices
+of the host's interval (``fetch.per_host_min_interval_s``, Crawl-delay). Across keys
+the worker runs ``fetch.concurrency`` downloads at once (transforms/host_fetch.py).
+
+Largest key at 100M pairs: a host's pairs over ``count`` keys, ``n / count`` each;
+for a 10M-pair host and ``per_host_concurrency`` 8, 1.25M pairs, read into a bounded
+buffer (transforms/fetch_scheduler.py) while they download. Resizing in the same threads (Pillow releases the GIL) uses every core of
 the worker and drops the original bytes as soon as they are decoded. With
 ``spill_dir`` the resized bytes go to blob files there as they come, and the
 records carry references (transforms/image_store.py).
@@ -33,19 +40,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 from typing import Optional
 from urllib.parse import urlsplit
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, FetchedImage, Rejection, ResizedImage
 from transforms import http_client
-from transforms.fetch_scheduler import HostScheduler
+from transforms.host_fetch import HostKeyedFetchFn, client_for
+from transforms.host_keys import KeyByHostShard
+from transforms.host_share import WHOLE, HostShare
 from transforms.http_client import ClientSettings, HttpClient
 from transforms.image_store import SpillImages
 from transforms.resize import ResizeSpec, image_internal_error, resize_fetched
@@ -126,15 +134,17 @@ def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
 
 
 def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPair, pool=None,
-                     slots: Optional[threading.Semaphore] = None):
+                     slots: Optional[threading.Semaphore] = None, share: HostShare = WHOLE):
     """Download, then (with a spec) decode and resize in the same thread, or in ``pool``'s processes.
+
+    ``share``: the key of a split host this download runs for (its request spacing).
 
     ``slots`` caps how many threads decode at once. Decoding is CPU work: more
     decodes than cores only adds GIL hand-offs and cache misses, while the
     other threads keep downloading (measured: 2,000 JPEGs on 2 cores, 32
     threads, 17.3 s with no cap and 14.1 s with 2 slots).
     """
-    out = fetch_image(client, pair)
+    out = fetch_image(client_for(client, share), pair)
     if spec is None or isinstance(out, Rejection):
         return out
     with slots or contextlib.nullcontext():
@@ -188,70 +198,56 @@ def _image_pool(processes: int):
     return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
 
-class _FetchHostsFn(beam.DoFn):
+class _FetchHostsFn(HostKeyedFetchFn):
+    """HostKeyedFetchFn over AltPairs: download, and with a ResizeSpec decode and resize."""
+
     def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
                  resize: Optional[ResizeSpec], processes: int = 0):
-        self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.processes = processes
-        self.client = self.scheduler = self.pool = None
+        super().__init__(settings, concurrency, per_host)
+        self.resize, self.processes = resize, processes
+        self.pool = self.slots = None
 
     def setup(self):
-        self.client = HttpClient(self.settings)
+        super().setup()
         self.pool = _image_pool(self.processes) if self.resize is not None else None
-        slots = threading.BoundedSemaphore(self.processes or decode_slots())
-        self.scheduler = HostScheduler(lambda p: fetch_and_resize(self.client, self.resize, p, self.pool, slots),
-                                       self.concurrency, self.per_host, on_error=download_failed)
+        self.slots = threading.BoundedSemaphore(self.processes or decode_slots())
 
     def teardown(self):
-        if self.scheduler is not None:
-            self.scheduler.close()
+        super().teardown()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.client is not None:
-            self.client.close()
 
-    def process(self, host_and_pairs):
-        host, pairs = host_and_pairs
-        self.scheduler.add(host, pairs)
-        yield from map(_route, self.scheduler.ready())
-        # Return only once this host's items have all started: a grouped
-        # iterable may not outlive this call on every runner, and it bounds
-        # what the worker holds. Other hosts' downloads keep running meanwhile.
-        while self.scheduler.pending(host):
-            yield _route(self.scheduler.wait_one())
+    def work(self, pair: AltPair, share: HostShare):
+        return fetch_and_resize(self.client, self.resize, pair, self.pool, self.slots, share)
 
-    def finish_bundle(self):
-        for out in self.scheduler.drain():
-            routed = _route(out)
-            if isinstance(routed, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(routed.tag, WindowedValue(routed.value, 0, [GlobalWindow()]))
-            else:
-                yield WindowedValue(routed, 0, [GlobalWindow()])
+    def failed(self, pair: AltPair, exc: Exception):
+        return download_failed(pair, exc)
 
-
-def _route(out):
-    if isinstance(out, Rejection):
-        metrics.inc_reason(DropReason(out.reason))
-        return beam.pvalue.TaggedOutput("rejected", out)
-    metrics.inc(metrics.Counter.IMAGES_FETCHED)
-    if isinstance(out, ResizedImage):
-        metrics.inc(metrics.Counter.IMAGES_RESIZED)
-    return out
+    def route(self, out):
+        if isinstance(out, Rejection):
+            metrics.inc_reason(DropReason(out.reason))
+            return beam.pvalue.TaggedOutput("rejected", out)
+        metrics.inc(metrics.Counter.IMAGES_FETCHED)
+        if isinstance(out, ResizedImage):
+            metrics.inc(metrics.Counter.IMAGES_RESIZED)
+        return out
 
 
 class FetchImages(beam.PTransform):
-    """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host."""
+    """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host (hot hosts over several keys)."""
 
     def __init__(self, settings: ClientSettings, concurrency: int = 32, per_host: int = 8,
-                 resize: Optional[ResizeSpec] = None, processes: int = 0, spill_dir: Optional[str] = None):
+                 resize: Optional[ResizeSpec] = None, processes: int = 0, spill_dir: Optional[str] = None,
+                 urls_per_key: int = 1000):
         super().__init__()
         self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.processes, self.spill_dir = processes, spill_dir
+        self.processes, self.spill_dir, self.urls_per_key = processes, spill_dir, urls_per_key
 
     def expand(self, pairs):
         out = (
             pairs
-            | "KeyByHost" >> beam.Map(lambda p: (host_of(p), p))
+            | "KeyByHost" >> KeyByHostShard(host_of, operator.attrgetter("image_url"), self.urls_per_key,
+                                            self.per_host)
             | "GroupByHost" >> beam.GroupByKey()
             | "Download" >> beam.ParDo(_FetchHostsFn(self.settings, self.concurrency, self.per_host,
                                                      self.resize, self.processes))

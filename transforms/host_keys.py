@@ -14,7 +14,7 @@ as a whole, across workers that never talk to each other:
 - concurrency ``C`` is dealt out: ``C // count`` each, the first ``C % count`` keys one more, so
   the shares add up to ``C`` exactly;
 - request spacing (``fetch.per_host_min_interval_s``, robots Crawl-delay) is time-sliced by the
-  HTTP client (transforms/http_client.py): see ``HostShare`` there.
+  wall clock in the HTTP client: see transforms/host_share.py (the Beam-free ``HostShare``).
 
 Keys at 100M pairs: the per-host counts are a ``CombinePerKey(sum)``, which Beam combines on each
 worker before the shuffle (combiner lifting), so a host with 10M URLs costs one partial count per
@@ -28,30 +28,11 @@ No drop reasons: keying never fails (the host function must not raise).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import apache_beam as beam
 
-
-@dataclass(frozen=True)
-class HostShare:
-    """Key ``index`` of the ``count`` keys a host is spread over."""
-
-    index: int = 0
-    count: int = 1
-
-    def concurrency(self, total: int) -> int:
-        """This key's part of the host's concurrency ``total`` (the parts add up to ``total``)."""
-        total = max(1, total)
-        return max(1, total // self.count + (1 if self.index < total % self.count else 0))
-
-    @property
-    def whole(self) -> bool:
-        return self.count <= 1
-
-
-WHOLE = HostShare()
+from transforms.host_share import WHOLE, HostShare  # noqa: F401  (re-exported)
 
 
 def shard_count(items: int, urls_per_key: int, per_host: int) -> int:

@@ -15,7 +15,9 @@ Never raises for I/O. On every request and every redirect hop:
   refuses a reserved URL before it is requested, a ``tdm-reservation: 1`` header before
   the body is read (``TDM_RESERVED``); ``X-Robots-Tag: noai``/``noimageai`` for our product
   token, from the headers, before the body (``NOAI``).
-- Per-host spacing by ``min_interval`` or Crawl-delay; a Retry-After defers the host. No
+- Per-host spacing by ``min_interval`` or Crawl-delay; a Retry-After defers the host. A hot
+  host's key (``share``, transforms/host_share.py) starts requests only in its own wall-clock
+  time slices, so the spacing holds across the host's keys and workers. No
   wait is unbounded: a Crawl-delay or Retry-After above ``max_host_delay_s`` is
   ``HOST_TOO_SLOW`` at once (a Retry-After marks the host for the rest of the process).
 - Header numbers (Content-Length, Retry-After) read as ASCII digits; garbage is ignored.
@@ -43,6 +45,7 @@ import requests
 
 from transforms import response_headers, robots, ssrf, tdmrep
 from transforms.deadline import DeadlineAdapter, Watchdog
+from transforms.host_share import WHOLE, HostShare, TimeSlices
 from transforms.http_result import (  # noqa: F401  (failure kinds and FetchResult are re-exported)
     BAD_RESPONSE, BAD_URL, CONNECT, DNS, ERROR, HOST_TOO_SLOW, HTTP_4XX, HTTP_5XX, INCOMPLETE, NOAI, PRIVATE,
     REDIRECT_LOOP, ROBOTS, ROBOTS_UNAVAILABLE, TDM_RESERVED, TIMEOUT, TLS, TOO_LARGE, TOO_MANY_REDIRECTS,
@@ -106,6 +109,7 @@ class HttpClient:
         self._proxies: dict[str, dict] = {}
         self._dns: dict[str, list[str]] = {}
         self._next_slot: dict[str, float] = {}
+        self._slices = TimeSlices()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -212,13 +216,15 @@ class HttpClient:
             log.debug("%s: %s %s", url[:200], failure.kind, failure.detail)
             return FetchResult(False, url, status=failure.status, failure=failure.kind, detail=failure.detail[:300])
 
-    def _wait_for_slot(self, url: str) -> None:
+    def _wait_for_slot(self, url: str, share: HostShare = WHOLE) -> None:
         """Space requests to one host by max(min_interval, Crawl-delay), or refuse a host too slow.
 
         robots.txt and tdmrep.json are loaded here, before the request's total
         deadline starts. Each caller reserves the next free start, so a wait is at
         most (requests queued ahead for the host) x the interval, each interval at
-        most ``max_host_delay_s``.
+        most ``max_host_delay_s``. One key of a host split over several (``share``)
+        waits for its next wall-clock time slice instead (transforms/host_share.py):
+        starts from all the host's keys, on any worker, stay the interval apart.
         """
         parts = _split(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -234,6 +240,9 @@ class HttpClient:
         if self.settings.respect_tdmrep:
             self._tdm_rules_for(url)
         interval = max(self.settings.min_interval_s, delay)
+        if interval > 0 and not share.whole:
+            self._wait_for_turn(host, share, interval)
+            return
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_slot.get(host, 0.0))
@@ -241,6 +250,12 @@ class HttpClient:
                 self._next_slot[host] = start + interval
         if start > now:
             time.sleep(start - now)
+
+    def _wait_for_turn(self, host: str, share: HostShare, interval: float) -> None:
+        """Sleep until ``share``'s next time slice of ``host``, and not before a Retry-After deferral."""
+        with self._lock:
+            deferred = self._next_slot.get(host, 0.0) - time.monotonic()
+        self._slices.wait(host, share, interval, time.time() + max(0.0, deferred))
 
     def next_slot(self, url: str) -> float:
         """When (monotonic) the next request to this URL's host may start."""
@@ -267,12 +282,12 @@ class HttpClient:
 
     # -- fetching -----------------------------------------------------------
 
-    def get(self, url: str, check_noai: bool = False) -> FetchResult:
-        """GET with redirects, guards, retries and caps."""
+    def get(self, url: str, check_noai: bool = False, share: HostShare = WHOLE) -> FetchResult:
+        """GET with redirects, guards, retries and caps; ``share``: the key of a split host it runs for."""
         attempts = 1 + max(0, self.settings.retries)
         for attempt in range(attempts):
             try:
-                self._wait_for_slot(url)
+                self._wait_for_slot(url, share)
                 return self._get_following_redirects(url, check_noai)
             except _Failure as failure:
                 slow = self._too_slow_after(url, failure)

@@ -15,6 +15,12 @@ on the page), the image URL's host otherwise (robots.txt, tdmrep.json and the
 response headers are the image host's). At most ``max_domains`` domains are listed
 (most pairs first); the rest are summed under ``"(other domains)"`` so stats.json
 stays small on web-scale runs.
+
+Keys at 100M pairs: the counts are combined per domain (``CombinePerKey``, lifted: a domain
+with 10M refused pairs is one partial count per worker bundle), then once globally by
+``SummaryFn``, whose accumulator keeps at most ``2 * max_domains`` domains and the totals per
+reason, however many domains refused (it used to be a ``ToList`` of every (domain, reason)
+count on one worker: one entry per refusing domain, ~10^5 on a web crawl).
 """
 
 from __future__ import annotations
@@ -49,20 +55,95 @@ def opt_out_domain(rejection: Rejection) -> str:
     return _host(url) or "(no host)"
 
 
-def summarise(counts: Iterable[tuple[tuple[str, str], int]], max_domains: int) -> dict:
-    """{"total": {reason: n}, "by_domain": {domain: {reason: n}}} from ((domain, reason), n) counts."""
+def _rank(domain_counts: tuple) -> tuple:
+    domain, counts = domain_counts
+    return -sum(counts.values()), domain  # most pairs first; a name breaks ties (domains are unique)
+
+
+class SummaryFn(beam.CombineFn):
+    """``(domain, {reason: n})``, one per domain -> the summary dict; the accumulator stays bounded.
+
+    It holds the ``max_domains`` best-ranked domains seen so far (pruned at twice that), the
+    total per reason and the number of domains: no more than ``2 * max_domains`` domains
+    whatever the number of domains in the run, so the one global combine never holds a list of
+    every domain. Each domain comes once (counted per domain before), so the totals are exact
+    and "(other domains)" is the totals minus the domains shown.
+    """
+
+    def __init__(self, max_domains: int):
+        self.max_domains = max_domains
+
+    def create_accumulator(self):
+        return [], Counter(), 0
+
+    def _pruned(self, shown: list) -> list:
+        if len(shown) <= 2 * self.max_domains:
+            return shown
+        return sorted(shown, key=_rank)[:self.max_domains]
+
+    def add_input(self, acc, domain_counts):
+        shown, total, domains = acc
+        shown.append((domain_counts[0], dict(domain_counts[1])))
+        total.update(domain_counts[1])
+        return self._pruned(shown), total, domains + 1
+
+    def merge_accumulators(self, accumulators):
+        shown, total, domains = [], Counter(), 0
+        for more, more_total, more_domains in accumulators:
+            shown = self._pruned(shown + list(more))
+            total.update(more_total)
+            domains += more_domains
+        return shown, total, domains
+
+    def extract_output(self, acc) -> dict:
+        shown, total, domains = acc
+        shown = sorted(shown, key=_rank)[:self.max_domains]
+        by_domain = {domain: dict(sorted(c.items())) for domain, c in shown}
+        other = Counter(total)
+        for _, counts in shown:
+            other.subtract(counts)
+        other = +other  # drops the zeros
+        if other:
+            by_domain[OTHER_DOMAINS] = dict(sorted(other.items()))
+        return {"total": dict(sorted(total.items())), "by_domain": by_domain, "domains": domains}
+
+
+def per_domain_counts(counts: Iterable[tuple[tuple[str, str], int]]) -> dict:
+    """{domain: Counter({reason: n})} from ((domain, reason), n) counts."""
     per_domain: dict = defaultdict(Counter)
     for (domain, reason), n in counts:
         per_domain[domain][reason] += n
-    ranked = sorted(per_domain.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
-    shown, rest = ranked[:max_domains], ranked[max_domains:]
-    by_domain = {domain: dict(sorted(c.items())) for domain, c in shown}
-    if rest:
-        other = sum((c for _, c in rest), Counter())
-        by_domain[OTHER_DOMAINS] = dict(sorted(other.items()))
-    total = sum(per_domain.values(), Counter())
-    return {"total": dict(sorted(total.items())), "by_domain": by_domain,
-            "domains": len(per_domain)}
+    return per_domain
+
+
+def summarise(counts: Iterable[tuple[tuple[str, str], int]], max_domains: int) -> dict:
+    """{"total": {reason: n}, "by_domain": {domain: {reason: n}}, "domains": n} from ((domain,
+    reason), n) counts, in memory: what SummariseOptOut computes with the same SummaryFn."""
+    fn = SummaryFn(max_domains)
+    acc = fn.create_accumulator()
+    for item in per_domain_counts(counts).items():
+        acc = fn.add_input(acc, item)
+    return fn.extract_output(acc)
+
+
+class _ReasonCounts(beam.CombineFn):
+    """reason -> {reason: n} for one domain (at most the dozen opt-out reasons)."""
+
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, reason):
+        acc[reason] += 1
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        out = Counter()
+        for acc in accumulators:
+            out.update(acc)
+        return out
+
+    def extract_output(self, acc):
+        return dict(acc)
 
 
 class SummariseOptOut(beam.PTransform):
@@ -76,10 +157,9 @@ class SummariseOptOut(beam.PTransform):
         summary = (
             rejections
             | "OptOutOnly" >> beam.Filter(lambda r: r.reason in OPT_OUT_REASONS)
-            | "KeyByDomain" >> beam.Map(lambda r: ((opt_out_domain(r), r.reason), 1))
-            | "CountPerDomain" >> beam.CombinePerKey(sum)
-            | "CollectDomains" >> beam.combiners.ToList()
-            | "Summarise" >> beam.Map(summarise, self.max_domains)
+            | "KeyByDomain" >> beam.Map(lambda r: (opt_out_domain(r), r.reason))
+            | "CountPerDomain" >> beam.CombinePerKey(_ReasonCounts())
+            | "Summarise" >> beam.CombineGlobally(SummaryFn(self.max_domains))
         )
         return summary | "AsStatsValues" >> beam.FlatMap(
             lambda s: [("opt_out", name, value) for name, value in s.items()])

@@ -19,6 +19,9 @@ No second image pass: the image side is the stored embedding. Two ways to score:
 Files are read through Beam ``FileSystems`` (local or ``gs://``). A bad file is a
 ``SafetyInputError`` before the pipeline runs; a head whose dimension differs from
 the embeddings' is one at the first record.
+
+Keys at 100M pairs: no shuffle; the tagger is one side input (the prompts' text embeddings,
+tags x prompts x 512 floats, or the head's weights: kilobytes), built once on one worker.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ Batches are formed deterministically (hash bucket of the key, sorted, cut into
 bit depends on which other rows share its matrix multiply, and Beam's own
 batching follows bundle boundaries, so without this a rerun would write
 different scores (and different shard bytes).
+
+Keys at 100M pairs: ``CountForBatching`` is a ``Count.Globally`` (combined per worker first);
+``GroupBucket``'s largest key is one bucket, ``batch_size * 16`` images on average (4,096 at
+configs/dataflow.yaml's 256) of ~0.8 KB each with their bytes spilled (bench/record_sizes.py):
+~3 MB, independent of the run's size; the buckets hash the key, so no bucket is hot.
 """
 
 from __future__ import annotations

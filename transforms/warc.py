@@ -31,6 +31,14 @@ and the others go on to FetchImages. Of several captures of one URL the latest
 before a broken one; ties are broken on the bytes, so the choice is deterministic.
 Output: ``{archived, rejected, download, stats}``; stats ``("warc",
 "pairs_with_archived_image", n)`` and ``("warc", "pairs_rejected_from_archive", n)``.
+
+Keys at 100M pairs: the tallies are ``CombinePerKey(sum)`` over a dozen record kinds (lifted)
+and ``ToDict`` of those dozen; the counts are ``Count.Globally``. ``LatestCapture`` combines
+the captures of one URL (lifted: one capture per worker bundle reaches the shuffle).
+``JoinOnImageUrl``'s largest key is the pairs of one image URL plus its best capture; it runs
+after DedupeUrls (build.py), which leaves one pair per URL, so a key is one pair and one
+capture (the capture's bytes, up to ``fetch.max_bytes``). With ``dedupe.url: false`` it is the
+(URL, caption) variants of the most shared image.
 """
 
 from __future__ import annotations

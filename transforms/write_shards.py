@@ -11,6 +11,13 @@ shards is ``ceil(count / per_shard)`` (count known from a side input) and a
 sample goes to ``int(key, 16) % n`` — keys are uniform hex digests, so shards
 come out near the target size. Within a file rows are sorted by key. Each file
 is written under a temporary name and renamed when complete (bundle retries).
+
+Keys at 100M pairs: the counts are ``Count.Globally`` (combined per worker first). A
+``GroupByFile`` key is one file: ``samples_per_shard`` (10,000) ScoredImages of ~1.9 KB with
+spilled bytes (~19 MB through the shuffle; the worker then reads the 10,000 images back, ~230 MB
+of 256-px JPEGs, and builds the tar in memory), or ``rejections_per_file`` (200,000) Rejections
+of ~0.45 KB (~90 MB). ``CollectSizes`` is a ``ToList`` of one ``(tar name, n)`` per shard: a few
+thousand entries (~2,000 shards for ~20M kept samples), kilobytes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,12 @@ gave) come as a side input of ``(section, name, value)`` and are set into ``extr
 the count events, and ``samples`` — up to ``SAMPLES_PER_REASON`` details per
 reason, the smallest keys (so a rerun writes the same file), from
 ``SampleInternalErrors`` over the rejections and page failures.
+
+Keys at 100M pairs: ``CountEvents`` is a ``Count.PerElement`` (a ``CombinePerKey``, lifted):
+the hottest event, ``("pairs",)``, has 100M elements but reaches the shuffle as one partial count
+per worker bundle. ``CollectCounts`` then lists the distinct events (one per stage and reason:
+a few hundred) and ``AllReasons`` the ``internal_error`` reasons with at most
+``SAMPLES_PER_REASON`` samples each (``Top.SmallestPerKey``, lifted too): both kilobytes.
 """
 
 from __future__ import annotations

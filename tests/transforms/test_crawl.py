@@ -1,4 +1,5 @@
-"""transforms.crawl: URL normalisation, link extraction, the BFS crawl and FetchPages."""
+"""transforms.crawl and transforms.crawl_frontier: URL normalisation, link extraction, and the
+level-by-level crawl of FetchPages (run in a TestPipeline by tests/transforms/crawl_run.py)."""
 
 import apache_beam as beam
 import pytest
@@ -9,8 +10,9 @@ from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, PageFailure
 from pipeline.sample import SampleServer, generate_site
 from tests.conftest import counter as _counter, local_test_pipeline
-from transforms.crawl import DuplicatePages, FetchPages, PageLinks, crawl_site, extract_links, normalize_url, page_links
-from transforms.http_client import ClientSettings, HttpClient
+from tests.transforms.crawl_run import crawl
+from transforms.crawl import DuplicatePages, FetchPages, PageLinks, extract_links, normalize_url, page_links
+from transforms.http_client import ClientSettings
 
 # Loopback only, no retries, short timeouts: the sample server answers at once.
 SETTINGS = ClientSettings(allow_private_networks=True, retries=0, connect_timeout_s=2,
@@ -24,13 +26,6 @@ MISSING = "/pages/missing.html"  # the sample site's dead "Archive" link
 def server():
     with SampleServer(generate_site()) as srv:
         yield srv
-
-
-@pytest.fixture
-def client():
-    c = HttpClient(SETTINGS)
-    yield c
-    c.close()
 
 
 def _paths(results, base: str) -> list:
@@ -91,57 +86,106 @@ def test_extract_links(html, page, expected):
     assert extract_links(html, page) == expected
 
 
-# -- crawl_site against the loopback sample web --------------------------------
+# -- the crawl against the loopback sample web ------------------------------------
 
-def test_crawl_reaches_every_page_of_the_sample_site(server, client):
-    results = list(crawl_site(client, server.seed_urls, max_depth=3, max_pages=1000, concurrency=4))
-    pages = [r for r in results if isinstance(r, Page)]
-    failures = [r for r in results if isinstance(r, PageFailure)]
-    assert sorted(_paths(pages, server.base_url)) == sorted(server.site.page_paths)
-    assert len(pages) == 25
-    assert [(f.url.removeprefix(server.base_url), f.reason) for f in failures] == [
+# The per-host crawl's outcome on the sample web (bench/crawl_equivalence.py, run "sample"):
+# the index at depth 0, the five pages it links at depth 1, the rest at depth 2.
+SAMPLE_PAGES = ([("/index.html", 0)] + [(f"/pages/p{i:02d}.html", 1) for i in range(5)]
+                + [(f"/pages/p{i:02d}.html", 2) for i in range(5, 24)])
+TWO_WORKERS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def test_crawl_reaches_every_page_of_the_sample_site(server):
+    out = crawl(server.seed_urls, SETTINGS, max_depth=3, max_pages=1000, concurrency=4)
+    assert [(p.url.removeprefix(server.base_url), p.depth) for p in out.pages] == SAMPLE_PAGES
+    assert sorted(_paths(out.pages, server.base_url)) == sorted(server.site.page_paths)
+    assert [(f.url.removeprefix(server.base_url), f.reason) for f in out.failures] == [
         (MISSING, DropReason.CRAWL_HTTP_4XX)]
     # the off-site footer link (https://example.com/about) is never followed with same_host
-    assert all(r.url.startswith(server.base_url) for r in results)
-    assert {p.depth for p in pages} == {0, 1, 2} and pages[0].depth == 0
+    assert all(r.url.startswith(server.base_url) for r in out.results)
+    assert out.counters == {Counter.PAGES_FETCHED.value: 25, DropReason.CRAWL_HTTP_4XX.value: 1}
 
 
-def test_crawl_depth_zero_is_seeds_only_and_depth_one_is_their_links(server, client):
-    only = list(crawl_site(client, server.seed_urls, max_depth=0, max_pages=1000))
+def test_crawl_depth_zero_is_seeds_only_and_depth_one_is_their_links(server):
+    only = crawl(server.seed_urls, SETTINGS, max_depth=0, max_pages=1000).results
     assert [(type(r), r.url) for r in only] == [(Page, server.url("/index.html"))]
-    level1 = list(crawl_site(client, server.seed_urls, max_depth=1, max_pages=1000))
+    level1 = crawl(server.seed_urls, SETTINGS, max_depth=1, max_pages=1000).results
     assert _paths(level1, server.base_url) == [
         "/index.html", MISSING] + [f"/pages/p{i:02d}.html" for i in range(5)]
 
 
-def test_crawl_respects_max_pages_deterministically(server, client):
-    first = list(crawl_site(client, server.seed_urls, max_depth=3, max_pages=4, concurrency=4))
-    again = list(crawl_site(client, server.seed_urls, max_depth=3, max_pages=4, concurrency=1))
+def test_crawl_respects_max_pages_deterministically(server):
+    first = crawl(server.seed_urls, SETTINGS, max_depth=3, max_pages=4, concurrency=4).results
+    again = crawl(server.seed_urls, SETTINGS, max_depth=3, max_pages=4, concurrency=1).results
     assert _paths(first, server.base_url) == _paths(again, server.base_url) == [
         "/index.html", MISSING, "/pages/p00.html", "/pages/p01.html"]  # levels in sorted URL order
 
 
-def test_same_host_decides_whether_other_hosts_are_followed(scripted_server, client):
+def test_max_pages_cut_is_the_same_on_two_worker_processes(server):
+    # 8 = the index, its 6 links and the smallest unseen URL of depth 2 (p05): a cut inside a level
+    one = crawl(server.seed_urls, SETTINGS, max_depth=3, max_pages=8)
+    two = crawl(server.seed_urls, SETTINGS, TWO_WORKERS, max_depth=3, max_pages=8)
+    outcome = lambda out: [(r.url, getattr(r, "depth", None), getattr(r, "reason", None)) for r in out.results]  # noqa: E731
+    assert outcome(one) == outcome(two)
+    assert [(p.url.removeprefix(server.base_url), p.depth) for p in one.pages] == SAMPLE_PAGES[:7]
+    assert one.counters == two.counters == {Counter.PAGES_FETCHED.value: 7, DropReason.CRAWL_HTTP_4XX.value: 1}
+
+
+def test_a_link_found_at_two_levels_and_by_two_pages_is_fetched_once(scripted_server):
+    base, routes, hits = scripted_server
+    page = lambda body: (200, {"Content-Type": "text/html"}, body.encode())  # noqa: E731
+    routes["/"] = page('<a href="/a.html">a</a><a href="/b.html">b</a>')
+    routes["/a.html"] = page('<a href="/b.html">b again</a><a href="/c.html">c</a><a href="/">home</a>')
+    routes["/b.html"] = page('<a href="/c.html">c again</a>')
+    routes["/c.html"] = page('<a href="/a.html">a</a><a href="/b.html">b</a><a href="/d.html">d</a>')
+    routes["/d.html"] = page("<p>leaf</p>")
+    out = crawl([base + "/", base + "/#top"], SETTINGS, max_depth=5, max_pages=100)
+    assert [(p.url.removeprefix(base), p.depth) for p in out.pages] == [
+        ("/", 0), ("/a.html", 1), ("/b.html", 1), ("/c.html", 2), ("/d.html", 3)]
+    assert {path: n for path, n in hits.items() if path.endswith("html") or path == "/"} == {
+        "/": 1, "/a.html": 1, "/b.html": 1, "/c.html": 1, "/d.html": 1}
+
+
+def test_same_host_decides_whether_other_hosts_are_followed(scripted_server):
     base, routes, hits = scripted_server
     port = base.rsplit(":", 1)[1]
     html = f'<a href="http://localhost:{port}/other.html">o</a><a href="/own.html">own</a>'.encode()
     routes["/"] = (200, {"Content-Type": "text/html"}, html)
     routes["/own.html"] = (200, {"Content-Type": "text/html"}, b"<p>own</p>")
     routes["/other.html"] = (200, {"Content-Type": "text/html"}, b"<p>other</p>")
-    same = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, same_host=True))
+    same = crawl([base + "/"], SETTINGS, max_depth=1, max_pages=10, same_host=True).results
     assert [r.url for r in same] == [base + "/", base + "/own.html"] and "/other.html" not in hits
-    anywhere = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, same_host=False))
+    anywhere = crawl([base + "/"], SETTINGS, max_depth=1, max_pages=10, same_host=False).results
     assert [r.url for r in anywhere] == [base + "/", base + "/own.html", f"http://localhost:{port}/other.html"]
 
 
-def test_crawl_failure_reasons(scripted_server, client):
+def test_off_host_links_count_against_the_group_that_found_them(scripted_server):
+    base, routes, hits = scripted_server
+    alias = base.replace("127.0.0.1", "localhost")
+    page = lambda body: (200, {"Content-Type": "text/html"}, body.encode())  # noqa: E731
+    routes["/"] = page(f'<a href="{alias}/x1.html">1</a><a href="{alias}/x2.html">2</a>'
+                       f'<a href="{alias}/x3.html">3</a><a href="/own.html">own</a>')
+    routes["/seed.html"] = page(f'<a href="{alias}/x1.html">1</a><a href="{base}/from-alias.html">b</a>')
+    for path in ("/own.html", "/x1.html", "/x2.html", "/x3.html", "/from-alias.html"):
+        routes[path] = page(f"<p>{path}</p>")
+    # two groups, 127.0.0.1 and localhost, three requests each; off-host links are the finder's
+    out = crawl([base + "/", alias + "/seed.html"], SETTINGS, max_depth=2, max_pages=3, same_host=False)
+    assert [(p.url, p.depth) for p in out.pages] == [
+        (base + "/", 0), (base + "/from-alias.html", 1), (base + "/own.html", 1),
+        (alias + "/seed.html", 0), (alias + "/x1.html", 1)]
+    # (the 127.0.0.1 group's budget: "/", own.html (sorted first), then x1; so x1 is duplicate content)
+    assert [(f.url, f.reason) for f in out.failures] == [(alias + "/x1.html", DropReason.CRAWL_DUPLICATE_PAGE)]
+    assert hits["/x1.html"] == 2 and "/x2.html" not in hits
+
+
+def test_crawl_failure_reasons(scripted_server):
     base, routes, _ = scripted_server
     routes["/"] = (200, {"Content-Type": "text/html"},
                    b'<a href="/img.jpg">i</a><a href="/boom">b</a><a href="/big.html">g</a>')
     routes["/img.jpg"] = (200, {"Content-Type": "image/jpeg"}, b"\xff\xd8\xff")
     routes["/boom"] = (500, {}, b"")
     routes["/big.html"] = (200, {"Content-Type": "text/html"}, b"x" * 2000)
-    results = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, max_page_bytes=1000))
+    results = crawl([base + "/"], SETTINGS, max_depth=1, max_pages=10, max_page_bytes=1000).results
     assert [(r.url.removeprefix(base), getattr(r, "reason", "ok")) for r in results] == [
         ("/", "ok"), ("/big.html", DropReason.CRAWL_TOO_LARGE), ("/boom", DropReason.CRAWL_HTTP_5XX),
         ("/img.jpg", DropReason.CRAWL_NOT_HTML)]
@@ -178,7 +222,7 @@ def test_page_links_reads_canonical_with_base_and_rel_lists():
     assert page_links(b"", "http://h/") == PageLinks()
 
 
-def test_canonical_and_same_bytes_pages_are_duplicates(scripted_server, client):
+def test_canonical_and_same_bytes_pages_are_duplicates(scripted_server):
     base, routes, _ = scripted_server
     html = lambda body, canonical="": (200, {"Content-Type": "text/html"}, (  # noqa: E731
         f'<html><head>{canonical}</head><body>{body}</body></html>').encode())
@@ -195,17 +239,39 @@ def test_canonical_and_same_bytes_pages_are_duplicates(scripted_server, client):
                                    f'<link rel="canonical" href="{base}/b.html">')
     routes["/only-from-b.html"] = html("deep")
     routes["/only-from-print.html"] = html("deep too")
-    results = list(crawl_site(client, [base + "/"], max_depth=2, max_pages=50))
+    results = crawl([base + "/"], SETTINGS, max_depth=2, max_pages=50).results
     got = [(r.url.removeprefix(base), getattr(r, "reason", "ok")) for r in results]
     dup = DropReason.CRAWL_DUPLICATE_PAGE
     # each level in sorted URL order: the first of equals wins
     assert got == [("/", "ok"), ("/a.html", "ok"), ("/amp/a.html", dup), ("/b.html", "ok"),
-                   ("/copy.html", dup), ("/print/b.html", dup),
-                   ("/only-from-b.html", "ok"), ("/only-from-print.html", "ok")]  # a duplicate's links are followed
+                   ("/copy.html", dup), ("/only-from-b.html", "ok"), ("/only-from-print.html", "ok"),
+                   ("/print/b.html", dup)]  # a duplicate's links are followed
     details = {r.url.removeprefix(base): r.detail for r in results if isinstance(r, PageFailure)}
     assert details == {"/amp/a.html": f"canonical {base}/a.html already crawled as {base}/a.html",
                        "/copy.html": f"same bytes as {base}/b.html",
                        "/print/b.html": f"canonical {base}/b.html already crawled as {base}/b.html"}
+
+
+def test_duplicates_are_decided_in_depth_order_across_levels(scripted_server):
+    base, routes, _ = scripted_server
+    html = lambda body, head="": (200, {"Content-Type": "text/html"}, (  # noqa: E731
+        f"<html><head>{head}</head><body>{body}</body></html>").encode())
+    routes["/"] = html('<a href="/z.html">z</a><a href="/v.html">v</a><a href="/m.html">m</a>')
+    # depth 1: z.html links the depth-2 pages; v.html claims /b.html as its canonical
+    routes["/z.html"] = html('<a href="/a-copy.html">c</a><a href="/b.html">b</a><a href="/c.html">c</a>')
+    routes["/v.html"] = html("variant", f'<link rel="canonical" href="{base}/b.html">')
+    routes["/m.html"] = html("<p>m</p>", f'<link rel="canonical" href="{base}/c.html">')
+    routes["/a-copy.html"] = routes["/z.html"]  # depth 2, sorts before z.html, same bytes: z.html won
+    routes["/b.html"] = html("<p>the canonical page, crawled after its variant</p>")
+    routes["/c.html"] = html("<p>c</p>", f'<link rel="canonical" href="{base}/c.html">')
+    out = crawl([base + "/"], SETTINGS, max_depth=3, max_pages=50)
+    assert [(p.url.removeprefix(base), p.depth) for p in out.pages] == [("/", 0), ("/m.html", 1), ("/v.html", 1),
+                                                                        ("/z.html", 1)]
+    assert {f.url.removeprefix(base): f.detail for f in out.failures} == {
+        "/a-copy.html": f"same bytes as {base}/z.html",
+        "/b.html": f"{base}/b.html already crawled as {base}/v.html",
+        "/c.html": f"canonical {base}/c.html already crawled as {base}/m.html"}
+    assert out.counters[DropReason.CRAWL_DUPLICATE_PAGE.value] == 3
 
 
 def test_a_canonical_claimed_first_makes_the_canonical_page_a_duplicate():
@@ -217,14 +283,14 @@ def test_a_canonical_claimed_first_makes_the_canonical_page_a_duplicate():
     assert dup.check(Page(url="http://h/self", html=b"self", depth=2), "http://h/self") == ""  # self-canonical
 
 
-def test_duplicate_checks_can_be_turned_off(scripted_server, client):
+def test_duplicate_checks_can_be_turned_off(scripted_server):
     base, routes, _ = scripted_server
     page = (200, {"Content-Type": "text/html"}, b'<link rel="canonical" href="/"><a href="/same.html">s</a>')
     routes["/"] = page
     routes["/same.html"] = page
-    both = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, canonical=False, duplicate_content=False))
+    both = crawl([base + "/"], SETTINGS, max_depth=1, max_pages=10, canonical=False, duplicate_content=False).results
     assert all(isinstance(r, Page) for r in both) and len(both) == 2
-    only_bytes = list(crawl_site(client, [base + "/"], max_depth=1, max_pages=10, canonical=False))
+    only_bytes = crawl([base + "/"], SETTINGS, max_depth=1, max_pages=10, canonical=False).results
     assert [type(r) for r in only_bytes] == [Page, PageFailure] and "same bytes" in only_bytes[1].detail
 
 

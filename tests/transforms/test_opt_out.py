@@ -54,3 +54,53 @@ def test_pipeline_ignores_other_reasons_and_always_emits():
     assert_that(empty, equal_to([("opt_out", "total", {}), ("opt_out", "by_domain", {}), ("opt_out", "domains", 0)]),
                 label="Empty")
     p.run().wait_until_finish()
+
+
+def _brute_force(counts, max_domains):
+    """The summary by sorting every domain (what the bounded combine must equal)."""
+    from collections import Counter, defaultdict
+
+    per = defaultdict(Counter)
+    for (domain, reason), n in counts:
+        per[domain][reason] += n
+    ranked = sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    by_domain = {d: dict(sorted(c.items())) for d, c in ranked[:max_domains]}
+    rest = sum((c for _, c in ranked[max_domains:]), Counter())
+    if rest:
+        by_domain[OTHER_DOMAINS] = dict(sorted(rest.items()))
+    return {"total": dict(sorted(sum(per.values(), Counter()).items())), "by_domain": by_domain,
+            "domains": len(per)}
+
+
+def _many_counts(n_domains=300):
+    reasons = ("fetch.noai", "fetch.robots_disallowed", "blocklist.domain")
+    return [((f"d{i:04d}.example", reasons[i % 3]), 1 + (i * 7919) % 13) for i in range(n_domains)]
+
+
+def test_summary_accumulator_stays_bounded_and_exact():
+    from transforms.opt_out import SummaryFn, per_domain_counts
+
+    counts = _many_counts()
+    fn = SummaryFn(max_domains=5)
+    accs = []
+    items = list(per_domain_counts(counts).items())
+    for part in (items[:100], items[100:230], items[230:]):  # three "bundles", merged as Beam would
+        acc = fn.create_accumulator()
+        for item in part:
+            acc = fn.add_input(acc, item)
+            assert len(acc[0]) <= 10  # never every domain: at most 2 * max_domains
+        accs.append(acc)
+    merged = fn.merge_accumulators(accs)
+    assert len(merged[0]) <= 10
+    assert fn.extract_output(merged) == _brute_force(counts, 5)
+    assert summarise(counts, 5) == _brute_force(counts, 5)
+
+
+def test_pipeline_caps_many_domains_like_a_full_sort():
+    counts = _many_counts(120)
+    rejections = [_rej(reason, image=f"https://{domain}/x.jpg") for (domain, reason), n in counts for _ in range(n)]
+    p = local_test_pipeline()
+    values = p | beam.Create(rejections) | SummariseOptOut(max_domains=4)
+    expected = _brute_force(counts, 4)
+    assert_that(values, equal_to([("opt_out", name, value) for name, value in expected.items()]))
+    p.run().wait_until_finish()
