@@ -54,18 +54,21 @@ def make_jpegs(directory: str, n: int, seed: int = 0, sizes=(300, 1200), quality
 def url_jpeg(key: str, sides=(160, 320), quality: int = 85) -> bytes:
     """A photo-like JPEG that is a pure function of ``key`` (a URL path and query).
 
-    Each side in ``sides``. An 8x8 grid of random colours, bicubic-upscaled, plus
-    pixel noise: the low frequencies (what pHash and the colour signature look at) are
-    drawn afresh for every key, so two keys are almost never near-duplicates (in the
-    pipeline's sense: pHash within 8 bits *and* quarter colours within 20), and the
-    noise makes the bytes compress like a photo. ~2 ms per image at 320 px.
+    Each side in ``sides``. An 8x8 grid of random brightness (what the greyscale pHash
+    sees) and random chroma, mostly one tint per quarter (what the colour signature
+    sees), bicubic-upscaled, plus pixel noise so the bytes compress like a photo. Both
+    are drawn afresh for every key, so two keys are almost never near-duplicates in the
+    pipeline's sense (pHash within 8 bits *and* quarter colours within 20): among 20,000
+    keys 148 pairs were within 8 bits, none of them also within the colour delta. A
+    tint per quarter in *luminance* would have made that 6,702 pairs (the quarters
+    dominate the hash). ~20 KB and ~3 ms per image.
     """
     seed = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "big")
     rng = np.random.default_rng(seed)
     w, h = (int(v) for v in rng.integers(sides[0], sides[1] + 1, size=2))
     luma = rng.random((8, 8, 1))
     chroma = 0.6 * np.kron(rng.random((2, 2, 2)), np.ones((4, 4, 1))) + 0.4 * rng.random((8, 8, 2))
-    low = Image.fromarray((np.concatenate([luma, chroma], axis=2) * 255).astype(np.uint8), mode="YCbCr")
+    low = Image.frombytes("YCbCr", (8, 8), (np.concatenate([luma, chroma], axis=2) * 255).astype(np.uint8).tobytes())
     base = np.asarray(low.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.int16)
     noise = rng.integers(-16, 17, (h, w, 1), dtype=np.int16)
     buf = io.BytesIO()

@@ -182,10 +182,7 @@ class _Served:
 def _fetch_pages(cfg, settings):
     from transforms.crawl import FetchPages
 
-    try:
-        return FetchPages(cfg.crawl, settings, cfg.fetch)
-    except TypeError:  # the per-host crawl (recording) took no fetch config
-        return FetchPages(cfg.crawl, settings)
+    return FetchPages(cfg.crawl, settings, cfg.fetch)
 
 
 def _sha1(html: bytes, netlocs: tuple) -> str:

@@ -175,7 +175,9 @@ def pipeline_crawl(root: str, work: str) -> dict:
     from transforms.extract_alt_text import ExtractAltText, extract_spec
     from transforms.fetch import client_settings
 
-    cfg = load_config(overrides=["fetch.allow_private_networks=true", "crawl.max_depth=100",
+    # max_depth 3: the index links every page of the manual (depth 1), deeper levels are empty;
+    # each level is stages of the graph (transforms/crawl_frontier.py), so 100 would cost minutes
+    cfg = load_config(overrides=["fetch.allow_private_networks=true", "crawl.max_depth=3",
                                  "crawl.max_pages=100000"])
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
     server.daemon_threads = True
@@ -187,7 +189,8 @@ def pipeline_crawl(root: str, work: str) -> dict:
         with beam.Pipeline(runner=make_runner(options), options=options) as p:
             pages, failures = (p | "Seed" >> beam.Create([base + "en/index.html"])
                                | "FetchPages" >> FetchPages(cfg.crawl, client_settings(cfg.fetch,
-                                                                                      pool_size=cfg.crawl.concurrency)))
+                                                                                      pool_size=cfg.crawl.concurrency),
+                                                            cfg.fetch))
             pairs, rejected = pages | "ExtractAltText" >> ExtractAltText(extract_spec(cfg.extract,
                                                                                        cfg.resize.image_size))
             events = (pages | "PageEvent" >> beam.Map(lambda pg: ("page", pg.url.removeprefix(base))),

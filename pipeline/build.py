@@ -120,7 +120,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         seeds, seed_failures = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls, with_failures=True)
         failures.append(seed_failures)
         page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
-        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client)
+        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client, cfg.fetch)
         pages.append(crawled)
         failures.append(crawl_failures)
     if inputs.warc:

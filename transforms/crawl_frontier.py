@@ -23,10 +23,11 @@ Shape, per level ``d`` (requests are ``(group, url)``):
 3. next level: the links as ``(group, url)`` candidates minus every URL the group requested at
    levels ``<= d``, a join done as ``CombinePerKey(max)`` on ``(group, url)`` over marks
    (candidate 1, requested 2: combined on each worker before the shuffle, so a URL linked from
-   every page is one partial per bundle); the unseen ones, the group's ``max_pages`` smallest
-   (``Top.SmallestPerKey``, also combined before the shuffle), joined with the group's requested
-   count (``CombinePerKey(sum)``) and cut to the remaining budget ``max_pages - requested``,
-   smallest URLs first. Level 0 is the seeds, distinct, cut to ``max_pages`` the same way.
+   every page is one partial per bundle); then per group one ``CombinePerKey`` over the unseen
+   URLs and a 1 per requested URL (``_WithinBudget``, also combined before the shuffle: a
+   partial is a count and at most ``2 * max_pages`` URLs) keeps the smallest that fit the
+   remaining budget ``max_pages - requested``. Level 0 is the seeds, distinct, cut to
+   ``max_pages`` the same way.
    This is the order the per-host crawl had: a level in sorted URL order, cut at the budget.
 
 Duplicates after the last level: a GroupByKey per group of light tuples (depth, requested URL,
@@ -41,8 +42,7 @@ Largest key at 100M pairs (``max_pages`` 10,000 by default):
   ``same_host`` false a popular off-host target can gather requests from many groups, spread
   over up to ``crawl.concurrency`` keys once it has more than ``urls_per_key``;
 - seen join ``CombinePerKey(max)`` on ``(group, url)``: one partial per worker bundle;
-- ``Top.SmallestPerKey`` per group: ``max_pages`` URLs per partial and in the result;
-- budget ``CoGroupByKey`` per group: one list of at most ``max_pages`` URLs and one count;
+- budget ``CombinePerKey`` per group: a count and at most ``2 * max_pages`` URLs per partial;
 - duplicate ``GroupByKey`` per group: at most ``max_pages`` light tuples (URLs up to 2,048 chars);
 - decision ``CoGroupByKey`` on ``(group, url)``: one page and one decision.
 """
@@ -91,12 +91,10 @@ class _FetchPagesFn(HostKeyedFetchFn):
         self.depth, self.max_bytes = depth, max_bytes
 
     def work(self, request, share: HostShare):
+        # fetch_page_isolated is the page's isolation (one guard, tests/mutation/guards_isolation.py);
+        # no ``failed`` stand-in here, so switching it off shows
         group, url = request
         return group, url, crawl.fetch_page_isolated(client_for(self.client, share), url, self.depth, self.max_bytes)
-
-    def failed(self, request, exc: Exception):
-        group, url = request
-        return group, url, crawl._page_internal_error(url, exc)
 
     def route(self, result):
         return result if isinstance(result[2], Page) else _failure(result[2])
@@ -140,13 +138,43 @@ class _CrawlLevel(beam.PTransform):
         return visited.pages, visited.links, visited.checks, failures
 
 
-def _cut(group_and_joined, max_pages: int):
-    """The first ``max_pages - requested`` of a group's smallest unseen URLs, as requests."""
-    group, joined = group_and_joined
-    budget = max_pages - sum(joined["requested"])
-    for smallest in joined["smallest"]:
-        for url in sorted(smallest)[:max(0, budget)]:
-            yield group, url
+class _WithinBudget(beam.CombineFn):
+    """Per group: the smallest unseen URLs (``str`` values) that fit the budget ``max_pages`` minus
+    the group's requested count (``int`` values). The accumulator is the count and at most
+    ``2 * max_pages`` URLs, so combining on each worker before the shuffle bounds every partial."""
+
+    def __init__(self, max_pages: int):
+        self.max_pages = max(1, max_pages)
+
+    def create_accumulator(self):
+        return 0, []
+
+    def _trim(self, requested: int, urls: list, force: bool = False):
+        if force or len(urls) > 2 * self.max_pages:
+            urls = sorted(urls)[:self.max_pages]
+        return requested, urls
+
+    def add_input(self, accumulator, value):
+        requested, urls = accumulator
+        if isinstance(value, int):
+            return requested + value, urls
+        urls.append(value)
+        return self._trim(requested, urls)
+
+    def merge_accumulators(self, accumulators):
+        requested, urls = 0, []
+        for count, more in accumulators:
+            requested += count
+            urls.extend(more)
+            requested, urls = self._trim(requested, urls)
+        return requested, urls
+
+    def compact(self, accumulator):
+        return self._trim(*accumulator, force=True)
+
+    def extract_output(self, accumulator):
+        requested, urls = accumulator
+        return sorted(urls)[:max(0, self.max_pages - requested)]
 
 
 class _NextLevel(beam.PTransform):
@@ -154,28 +182,27 @@ class _NextLevel(beam.PTransform):
 
     def __init__(self, max_pages: int):
         super().__init__()
-        self.max_pages = max(1, max_pages)
+        self.max_pages = max_pages
 
     def expand(self, inputs):
         requested = inputs.get("requested")
         marks = [inputs["candidates"] | "MarkCandidate" >> beam.Map(lambda r: (r, _CANDIDATE))]
+        budget = []
         if requested is not None:
             marks.append(requested | "MarkRequested" >> beam.Map(lambda r: (r, _REQUESTED)))
-        smallest = (
+            budget.append(requested | "CountRequested" >> beam.Map(lambda r: (r[0], 1)))
+        unseen = (
             marks
             | "Marks" >> beam.Flatten()
             | "JoinSeen" >> beam.CombinePerKey(max)
             | "Unseen" >> beam.FlatMap(lambda kv: (kv[0],) if kv[1] == _CANDIDATE else ())
-            | "SmallestPerHost" >> beam.combiners.Top.SmallestPerKey(self.max_pages)
         )
-        if requested is None:  # the seeds: nothing requested yet
-            return smallest | "Cut" >> beam.FlatMap(lambda kv, n: _cut((kv[0], {"smallest": [kv[1]], "requested": []}), n),
-                                                    self.max_pages)
-        counts = (requested | "GroupOf" >> beam.Map(lambda r: (r[0], 1))
-                  | "RequestedPerHost" >> beam.CombinePerKey(sum))
-        return ({"smallest": smallest, "requested": counts}
-                | "JoinBudget" >> beam.CoGroupByKey()
-                | "CutToBudget" >> beam.FlatMap(_cut, self.max_pages))
+        return (
+            (unseen, *budget)
+            | "UnseenAndRequested" >> beam.Flatten()
+            | "WithinBudget" >> beam.CombinePerKey(_WithinBudget(self.max_pages))
+            | "Requests" >> beam.FlatMap(lambda kv: ((kv[0], url) for url in kv[1]))
+        )
 
 
 def _decide(group_and_checks, canonical: bool, content: bool):

@@ -12,18 +12,28 @@ Which member of a group survives is deterministic, so reruns agree:
   then page URL and position.
 - Near-duplicates: a survivor policy handed in by build.py (filters/dedupe_policy.py).
 
-DedupeNear at scale (every step a GroupByKey; only light tuples move until the last):
-1. records with the same (pHash, colour signature) are linked to the smallest key;
+DedupeNear at scale (only light tuples move until the last step; no key holds a group):
+1. records with the same (pHash, colour signature) are linked to the smallest key
+   (a CombinePerKey for the smallest key and the count, then a salted join:
+   transforms/hot_join.py), and that key alone goes on;
 2. each distinct signature is keyed by its LSH bands (transforms/lsh.py: 90 keys of
    ~21 bits; gathered per bundle into arrays per (table, value prefix), so the shuffle
    moves arrays, not 90 elements per image), and each band bucket emits the pairs
    verified by Hamming distance and colour: candidate edges, linear in the data;
-3. connected components of the edges: union-find on one worker over the edges only
-   (memory ~ number of duplicate pairs, not of images; at web scale a few percent
-   of the images). Past ~10^8 edges this is the step to replace with iterative
-   large-star/small-star rounds;
-4. each component's ranks are gathered, the policy picks the survivor;
+3. connected components of the edges: ``dedupe.near_cc_rounds`` large-star/small-star
+   rounds, then an exact one-key finish of what they left (transforms/components.py);
+4. each component's survivor (the smallest rank: a CombinePerKey with its size) reaches
+   the members through a salted join, so a giant group is spread over many keys;
 5. a CoGroupByKey on the sample key routes every record (the only shuffle of images).
+
+Largest key at 100M images: GroupDuplicates (the URL, caption and sha256 layers): all copies
+of one URL or one image's bytes (a logo on every page: unbounded; still a plain GroupByKey);
+DedupeNear: SignatureStats, SurvivorAndSize,
+CountImages: combines, lifted (partial sums per worker); SameSignature and PickSurvivors:
+salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M band entries
+(numpy arrays and keys, ~70 MB); the components: see transforms/components.py (~10,000 edges;
+the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sample key
+(one record and its drop).
 """
 
 from __future__ import annotations
@@ -272,7 +282,9 @@ class DedupeNear(beam.PTransform):
     """ResizedImage or ScoredImage -> (one per near-duplicate group, Rejection dedupe.image_near).
 
     ``rank``: record -> tuple, smallest survives (filters/dedupe_policy.SurvivorPolicy).
-    Records without a pHash pass through untouched.
+    ``cc_rounds``: large-star/small-star rounds (``dedupe.near_cc_rounds``); any count gives
+    the same groups, fewer leave more for the one-key finisher. Records without a pHash
+    pass through untouched.
     """
 
     def __init__(self, spec: LshSpec, rank: Callable, cc_rounds: int = DEFAULT_ROUNDS):

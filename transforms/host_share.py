@@ -12,13 +12,15 @@ which never talk to each other. So the budget is split without coordination:
   ``C`` exactly (``count`` is at most ``C``, so every key gets at least one);
 - **request spacing is time-sliced** by the wall clock. With the host's interval
   ``I = max(fetch.per_host_min_interval_s, robots Crawl-delay) > 0``, time from the Unix epoch
-  is cut into slots of ``I * (1 + SLACK)``; key ``index`` owns slots ``n`` with
-  ``n % count == index`` and starts at most one request per slot, within its first ``SLACK * I``
+  is cut into slots of ``I + W``, with the start window ``W = max(SLACK * I, MIN_WINDOW_S)``
+  (1/8 of the interval, at least 5 ms); key ``index`` owns slots ``n`` with
+  ``n % count == index`` and starts at most one request per slot, within its first ``W``
   (a thread that wakes later than that, scheduler jitter, takes the key's next slot). Two starts
-  from different slots are then at least ``I * (1 + SLACK) - SLACK * I = I`` apart, whichever
-  keys and workers made them. The host sees at most one start per ``I * (1 + SLACK)``: a
-  ``SLACK`` (1/8) lower rate than one client alone would use, the price of needing no
-  coordinator.
+  from different slots are then at least ``(I + W) - W = I`` apart, whichever keys and workers
+  made them. The host sees at most one start per ``I + W``: a rate 1/9 lower than one client
+  alone would use (more for intervals under 40 ms), the price of needing no coordinator. A
+  thread that keeps missing its window (an overloaded worker) gives up once it has waited
+  ``give_up_s`` (the client's ``max_host_delay_s``: no wait is unbounded).
 
 The wall clock is ``time.time()``: the same in every process of one machine, and within a few
 milliseconds across Dataflow workers (NTP). A skew of ``d`` between two workers can bring their
@@ -32,9 +34,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 SLACK = 0.125  # the start window inside a slot, and the slot's extra length, as a fraction of I
+MIN_WINDOW_S = 0.005  # ... and at least this: sleeps overshoot by a millisecond or more on a busy worker
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,15 @@ class HostShare:
 WHOLE = HostShare()
 
 
-def slot_length(interval: float) -> float:
-    """Seconds per time slice of a host with request interval ``interval``."""
-    return interval * (1.0 + SLACK)
-
-
 def start_window(interval: float) -> float:
     """How late in its slot a request may still start (seconds after the slot begins)."""
-    return interval * SLACK
+    return max(interval * SLACK, MIN_WINDOW_S)
+
+
+def slot_length(interval: float) -> float:
+    """Seconds per time slice of a host with request interval ``interval``: the interval plus
+    the start window, so starts in two slots are at least ``interval`` apart."""
+    return interval + start_window(interval)
 
 
 def first_slot(share: HostShare, interval: float, earliest: float, after: int = -1) -> int:
@@ -92,11 +96,14 @@ class TimeSlices:
         self._taken: dict[tuple, tuple[int, float]] = {}  # key -> (last slot taken, end of its window)
         self._lock = threading.Lock()
 
-    def wait(self, host: str, share: HostShare, interval: float, not_before: float = 0.0) -> float:
+    def wait(self, host: str, share: HostShare, interval: float, not_before: float = 0.0,
+             give_up_s: float = float("inf")) -> Optional[float]:
         """Sleep until ``share``'s next free slot of ``host`` begins (not before the wall-clock
-        ``not_before``, a Retry-After); the slot's start time (wall clock)."""
+        ``not_before``, a Retry-After); the slot's start time (wall clock), or None when every
+        slot's window was missed for ``give_up_s`` seconds."""
         key = (host, share.index, share.count)
         length, window = slot_length(interval), start_window(interval)
+        deadline = self.clock() + give_up_s
         while True:
             with self._lock:
                 now = self.clock()
@@ -109,7 +116,10 @@ class TimeSlices:
             delay = start - self.clock()
             if delay > 0:
                 self.sleep(delay)
-            if self.clock() <= start + window:
+            woke = self.clock()
+            if woke <= start + window:
                 return start
+            if woke > deadline:
+                return None
             # Woke after the slot's start window (scheduler jitter): a start now could come
             # closer than the interval to the next key's, so this slot is lost; take the next.

@@ -255,7 +255,11 @@ class HttpClient:
         """Sleep until ``share``'s next time slice of ``host``, and not before a Retry-After deferral."""
         with self._lock:
             deferred = self._next_slot.get(host, 0.0) - time.monotonic()
-        self._slices.wait(host, share, interval, time.time() + max(0.0, deferred))
+        not_before = time.time() + max(0.0, deferred)
+        if self._slices.wait(host, share, interval, not_before, self.settings.max_host_delay_s) is None:
+            raise _Failure(HOST_TOO_SLOW, f"missed every time slice of key {share.index}/{share.count} for "
+                                          f"fetch.max_host_delay_s {self.settings.max_host_delay_s:g} s "
+                                          "(this worker's sleeps overshoot the start window)", final=True)
 
     def next_slot(self, url: str) -> float:
         """When (monotonic) the next request to this URL's host may start."""

@@ -1,9 +1,10 @@
 """Near-duplicate search over 64-bit perceptual hashes: LSH banding, verification, components.
 
-Input: 64-bit hashes (ints or a numpy ``uint64`` array) and an ``LshSpec``. Output:
-candidate edges verified by Hamming distance, and connected components. No Beam
-here and no drop reasons: ``transforms/dedupe.py`` (DedupeNear) is the Beam shell,
-``bench/dedupe_scale.py`` drives the numpy path.
+Input: 64-bit hashes (a numpy ``uint64`` array) and an ``LshSpec``. Output: band values,
+candidate edges verified by Hamming distance and colour, and union-find components (the
+residual finisher of transforms/components.py). No Beam here and no drop reasons:
+``transforms/dedupe.py`` (DedupeNear) is the Beam shell and the only search there is;
+``bench/dedupe_scale.py`` and the quality tests run it, not a copy on arrays.
 
 Banding: ``rounds`` fixed permutations of the 64 bits (seeded, so every worker and
 every rerun uses the same ones), each split into ``bands`` bands of 64/bands bits.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -83,12 +84,6 @@ def band_values(hashes: np.ndarray, spec: LshSpec) -> np.ndarray:
     return out
 
 
-def band_keys(value: int, spec: LshSpec) -> list[tuple[int, int]]:
-    """(table, band value) keys of one hash: what DedupeNear groups by."""
-    row = band_values(np.array([value], dtype=np.uint64), spec)[0]
-    return [(t, int(v)) for t, v in enumerate(row)]
-
-
 def candidate_probability(distance: int, spec: LshSpec) -> float:
     """P(two hashes ``distance`` bits apart share a band in at least one table)."""
     widths = [len(p) for p in band_positions(spec)[: spec.bands]]
@@ -100,31 +95,6 @@ def candidate_probability(distance: int, spec: LshSpec) -> float:
         sign = -1 if bin(mask).count("1") % 2 == 0 else 1
         p_round += sign * math.comb(HASH_BITS - clean, distance) / total
     return 1.0 - (1.0 - p_round) ** spec.rounds
-
-
-def _colour_ok(a: str, b: str, delta: int) -> bool:
-    if not a or not b or delta >= 255:
-        return True
-    x = np.frombuffer(bytes.fromhex(a), dtype=np.uint8).astype(np.int16)
-    y = np.frombuffer(bytes.fromhex(b), dtype=np.uint8).astype(np.int16)
-    return int(np.abs(x - y).max()) <= delta
-
-
-def bucket_edges(members: Sequence[tuple], spec: LshSpec) -> list[tuple]:
-    """Verified pairs ``(a, b, distance)`` (a < b) among one bucket's ``(key, hash, colour)`` members."""
-    if len(members) < 2:
-        return []
-    keys = [m[0] for m in members]
-    values = np.array([m[1] for m in members], dtype=np.uint64)
-    dist = np.bitwise_count(values[:, None] ^ values[None, :])
-    rows, cols = np.nonzero(np.triu(dist <= spec.threshold, 1))
-    out = []
-    for i, j in zip(rows.tolist(), cols.tolist()):
-        if not _colour_ok(members[i][2], members[j][2], spec.colour_delta):
-            continue
-        a, b = (keys[i], keys[j]) if keys[i] < keys[j] else (keys[j], keys[i])
-        out.append((a, b, int(dist[i, j])))
-    return out
 
 
 def connected_components(edges: Iterable[tuple]) -> dict:
@@ -148,7 +118,7 @@ def connected_components(edges: Iterable[tuple]) -> dict:
     return {node: find(node) for node in parent}
 
 
-# ---- the whole search on arrays (bench/dedupe_scale.py, quality tests) -------------
+# ---- verification of one (table, prefix) group of band entries (DedupeNear's VerifyBuckets) ----
 
 
 def _pairs_in_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,29 +135,6 @@ def _pairs_in_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not firsts:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(firsts), np.concatenate(seconds)
-
-
-def _table_pairs(octets: np.ndarray, lut_t: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs sharing a band value in one table (the GroupByKey of one band).
-
-    Linear in the images: buckets of one are skipped, buckets of two (nearly all
-    the others) are paired through a first-occupant array, and only the rare
-    larger buckets are sorted and paired exhaustively.
-    """
-    vals = lut_t[0][octets[:, 0]]
-    for j in range(1, 8):
-        vals = vals | lut_t[j][octets[:, j]]
-    counts = np.bincount(vals, minlength=1 << width)
-    sizes = counts[vals]
-    two = np.nonzero(sizes == 2)[0]
-    first = np.empty(1 << width, dtype=np.int64)
-    first[vals[two[::-1]]] = two[::-1]  # the smaller index of each pair wins the slot
-    partner = first[vals[two]]
-    second = two[partner != two]
-    big = np.nonzero(sizes > 2)[0]
-    order = big[np.argsort(vals[big], kind="stable")]
-    p, q = _pairs_in_runs(vals[order])
-    return np.concatenate([first[vals[second]], order[p]]), np.concatenate([second, order[q]])
 
 
 def verify(a: np.ndarray, b: np.ndarray, hashes: np.ndarray, colours: Optional[np.ndarray], spec: LshSpec,
@@ -214,39 +161,3 @@ def bucket_group_edges(bands: np.ndarray, hashes: np.ndarray, colours: np.ndarra
     keep = verify(a, b, hashes, colours, spec, coloured)
     dist = np.bitwise_count(hashes[a[keep]] ^ hashes[b[keep]])
     return list(zip(a[keep].tolist(), b[keep].tolist(), dist.tolist()))
-
-
-def near_duplicate_edges(hashes: np.ndarray, spec: LshSpec, colours: Optional[np.ndarray] = None) -> np.ndarray:
-    """``[m, 2]`` index pairs (i < j) of near-duplicates found through the bands.
-
-    ``colours``: optional ``[n, 12]`` uint8 colour signatures (the colour guard).
-    Identical signatures are linked to their first occurrence without banding.
-    Grouping sorts each table's band values: what Beam's GroupByKey does in DedupeNear.
-    """
-    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    if colours is None:
-        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    else:
-        rows = np.ascontiguousarray(np.concatenate(
-            [hashes[:, None].view(np.uint8), np.asarray(colours, dtype=np.uint8)], axis=1))
-        signatures = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
-        _, first, inverse = np.unique(signatures, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    same = np.nonzero(first[inverse] != np.arange(len(hashes)))[0]
-    edges = [np.stack([first[inverse[same]], same], axis=1)]
-    uniq = hashes[first]
-    octets = uniq.astype("<u8").view(np.uint8).reshape(-1, 8)
-    lut = _byte_tables(spec)
-    width = max(len(p) for p in band_positions(spec))
-    for t in range(spec.tables):
-        a, b = _table_pairs(octets, lut[t], width)
-        keep = verify(a, b, uniq, None if colours is None else np.asarray(colours)[first], spec)
-        edges.append(np.stack([first[a[keep]], first[b[keep]]], axis=1))
-    found = np.sort(np.concatenate(edges).astype(np.int64), axis=1)
-    return np.unique(found, axis=0) if len(found) else found.reshape(0, 2)
-
-
-def near_duplicate_groups(hashes: np.ndarray, spec: LshSpec, colours: Optional[np.ndarray] = None) -> dict:
-    """``{index: root index}`` for every image in a group of two or more (components of the edges)."""
-    edges = near_duplicate_edges(hashes, spec, colours)
-    return connected_components(map(tuple, edges.tolist()))

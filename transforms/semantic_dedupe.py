@@ -18,9 +18,10 @@ Keys at 100M pairs: ``Sample`` is a ``Top.Smallest``, a global combine: each wor
 sends at most ``sample`` (key hash, key, embedding) tuples of ~1 KB (so ~50 MB at the default
 50,000, but a bundle smaller than that sends all of its tuples) and one worker merges them; the
 centroids side input is ``clusters x 512`` floats. ``GroupCluster``'s largest key is the largest
-cluster: n / ``clusters`` on average and more for a popular theme, i.e. ~600k of the ~38M scored
-images at the default 64 clusters. That does not fit: ``semantic_duplicates`` builds the
-cluster's n x n similarity matrix (600k^2 float32 is 1.4 TB) on one worker. At scale
+cluster: n / ``clusters`` on average and more for a popular theme, i.e. at least 360k of the
+~23M images ClipThreshold keeps (docs/scale.md's funnel) at the default 64 clusters. That does
+not fit: ``semantic_duplicates`` builds the cluster's n x n similarity matrix (360k^2 float32 is
+0.5 TB) on one worker. At scale
 ``clusters`` must grow with the data (SemDeDup used 50,000 clusters for LAION-440M: ~9k images
 per cluster, a 0.3 GB matrix), see docs/scale.md "What would break first".
 """

@@ -49,3 +49,36 @@ def test_drop_boilerplate_pipeline():
 def test_zero_is_not_a_limit():
     with pytest.raises(ValueError):
         DropBoilerplate(0)
+
+
+def test_distinct_urls_merges_capped_partial_sets_exactly():
+    from filters.boilerplate import DistinctUrls
+
+    fn = DistinctUrls(cap=10)
+    # Three "bundles": one with 12 distinct URLs (capped at 11), two small ones overlapping it.
+    parts = [[f"u{i}" for i in range(12)], ["u0", "u1", "v0"], ["v0", "v1"]]
+    accs = []
+    for urls in parts:
+        acc = fn.create_accumulator()
+        for url in urls:
+            acc = fn.add_input(acc, url)
+        assert len(acc) <= 11  # a partial set never holds more than cap + 1 URLs
+        accs.append(acc)
+    merged = fn.merge_accumulators(accs)
+    assert len(merged) <= 11 and fn.extract_output(merged) == 11  # "more than 10"
+    small = fn.merge_accumulators([{"a", "b"}, {"b", "c"}, set()])
+    assert fn.extract_output(small) == 3  # under the cap: exact
+
+
+def test_pairs_of_a_hot_key_need_no_grouping():
+    # One icon on many pages of one site: one distinct URL, every pair kept; a template caption on
+    # 5 distinct images with the limit 4: all 5 dropped, wherever they are in the input.
+    icon = [_pair(i, "Edit this at Wikidata", image="http://cdn.test/wd.svg") for i in range(300)]
+    template = [_pair(i, "Photo of the product", image=f"http://cdn.test/t{i}.jpg") for i in range(5)]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(icon + template) | DropBoilerplate(4)
+    assert_that(kept | "KeptKeys" >> beam.Map(lambda r: r.key), equal_to([x.key for x in icon]), label="kept")
+    assert_that(rejected | "RejectedKeys" >> beam.Map(lambda r: (r.key, r.detail)),
+                equal_to([(x.key, "'photo of the product' on 5 distinct images of shop.test (max 4)")
+                          for x in template]), label="rejected")
+    p.run().wait_until_finish()

@@ -29,7 +29,8 @@ from pipeline.metrics import Counter
 from pipeline.records import (DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection,
                               ResizedImage, make_key)
 from tests.conftest import counter as _counter, local_test_pipeline
-from transforms.crawl import DuplicatePages, FetchPages, crawl_site
+from tests.transforms.crawl_run import crawl
+from transforms.crawl import DuplicatePages, FetchPages
 from transforms.extract_alt_text import ExtractAltText
 from transforms.fetch import FetchImages, fetch_and_resize
 from transforms.fetch_scheduler import HostScheduler
@@ -264,7 +265,8 @@ def test_link_extraction_bug_on_one_page_loses_only_that_page(monkeypatch):
         return real(html, page_url, *args, **kwargs)
 
     monkeypatch.setattr(crawl_mod, "page_links", page_links)
-    results = list(crawl_site(FakeClient(), [BASE + "/"], max_depth=2, max_pages=100))
+    monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient())
+    results = crawl([BASE + "/"], SETTINGS, max_depth=2, max_pages=100).results
     assert _outcomes(results) == {"/": "page", "/a.html": "page", "/b.html": "crawl.internal_error",
                                   "/c.html": "page", "/from-a.html": "page", "/from-c.html": "page"}
     failure = next(r for r in results if isinstance(r, PageFailure))
@@ -272,8 +274,9 @@ def test_link_extraction_bug_on_one_page_loses_only_that_page(monkeypatch):
     assert "@ transforms/crawl.py:" in failure.detail and failure.detail.endswith("in _visit")
 
 
-def test_client_bug_on_one_page_loses_only_that_page():
-    results = list(crawl_site(FakeClient(bad=BASE + "/a.html"), [BASE + "/"], max_depth=2, max_pages=100))
+def test_client_bug_on_one_page_loses_only_that_page(monkeypatch):
+    monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient(bad=BASE + "/a.html"))
+    results = crawl([BASE + "/"], SETTINGS, max_depth=2, max_pages=100).results
     outcomes = _outcomes(results)
     assert outcomes.pop("/a.html") == "crawl.internal_error"
     assert outcomes == {"/": "page", "/b.html": "page", "/c.html": "page", "/from-b.html": "page",
@@ -281,20 +284,26 @@ def test_client_bug_on_one_page_loses_only_that_page():
 
 
 def test_duplicate_check_bug_is_isolated_too(monkeypatch):
-    real = DuplicatePages.check
+    real = DuplicatePages.check_url
 
-    def check(self, page, canonical):
-        if page.url.endswith("/c.html"):
+    def check_url(self, url, canonical, digest):
+        if url.endswith("/c.html"):
             raise InjectedBug("dedupe bug")
-        return real(self, page, canonical)
+        return real(self, url, canonical, digest)
 
-    monkeypatch.setattr(DuplicatePages, "check", check)
-    outcomes = _outcomes(crawl_site(FakeClient(), [BASE + "/"], max_depth=1, max_pages=100))
-    assert outcomes == {"/": "page", "/a.html": "page", "/b.html": "page", "/c.html": "crawl.internal_error"}
+    monkeypatch.setattr(DuplicatePages, "check_url", check_url)
+    monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient())
+    out = crawl([BASE + "/"], SETTINGS, max_depth=2, max_pages=100)
+    # the pages after c.html in crawl order are still checked: from-a.html and from-b.html are
+    # pages; c.html's links were read before its check, so from-c.html is crawled too
+    assert _outcomes(out.results) == {"/": "page", "/a.html": "page", "/b.html": "page",
+                                      "/c.html": "crawl.internal_error", "/from-a.html": "page",
+                                      "/from-b.html": "page", "/from-c.html": "page"}
+    assert "dedupe bug" in out.failures[0].detail and out.counters[DropReason.CRAWL_INTERNAL.value] == 1
 
 
 def test_fetch_pages_pipeline_counts_the_internal_error(monkeypatch):
-    monkeypatch.setattr(crawl_mod, "HttpClient", lambda settings: FakeClient(bad=BASE + "/c.html"))
+    monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient(bad=BASE + "/c.html"))
     p = local_test_pipeline()
     pages, failures = (p | beam.Create([BASE + "/"])
                        | FetchPages(CrawlConfig(max_depth=1, max_pages=100), SETTINGS))
@@ -472,7 +481,7 @@ def test_a_seed_that_trips_a_bug_is_a_page_failure_and_the_others_crawl(monkeypa
         return real(url)
 
     monkeypatch.setattr(crawl_mod, "normalize_url", normalize_url)
-    monkeypatch.setattr(crawl_mod, "HttpClient", lambda settings: FakeClient())
+    monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient())
     p = local_test_pipeline()
     pages, failures = (p | beam.Create([BASE + "/", "http://bug.test/"])
                        | FetchPages(CrawlConfig(max_depth=0, max_pages=100), SETTINGS))

@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline.records import AltPair, DropReason, FetchedImage, PageFailure, Rejection
 from transforms import http_client as hc
 from transforms import robots
-from transforms.crawl import crawl_site
+from tests.transforms.crawl_run import crawl
 from transforms.fetch import fetch_image, sniff_image_type
 from transforms.http_client import (ClientSettings, HttpClient, declared_length, is_blocked_address,
                                     noai_directive, parse_retry_after)
@@ -276,7 +276,7 @@ def test_crawl_delay_above_the_bound_fails_at_once(scripted_server):
     assert time.monotonic() - start < 2 and "/a.jpg" not in hits
     pair = AltPair(key="k", page_url=base + "/", image_url=base + "/a.jpg", caption="a b c d")
     assert fetch_image(client, pair).reason == DropReason.FETCH_HOST_TOO_SLOW.value
-    pages = list(crawl_site(client, [base + "/a.html"], max_depth=0, max_pages=1))
+    pages = crawl([base + "/a.html"], client.settings, max_depth=0, max_pages=1).results
     assert [p.reason for p in pages if isinstance(p, PageFailure)] == [DropReason.CRAWL_HOST_TOO_SLOW]
 
 

@@ -1,10 +1,10 @@
-"""transforms.lsh: banding, verification, components, and the array search against brute force."""
+"""transforms.lsh: banding, verification (DedupeNear's VerifyBuckets) against brute force, components."""
 
 import numpy as np
 import pytest
 
-from transforms.lsh import (LshSpec, band_keys, band_positions, band_values, bucket_edges, candidate_probability,
-                            connected_components, near_duplicate_edges, near_duplicate_groups)
+from transforms.lsh import (LshSpec, band_positions, band_values, bucket_group_edges, candidate_probability,
+                            connected_components)
 
 SPEC = LshSpec()
 
@@ -37,7 +37,6 @@ def test_band_values_match_bit_extraction():
     row = band_values(np.array([value], dtype=np.uint64), SPEC)[0]
     for t, positions in enumerate(band_positions(SPEC)[:6]):
         assert row[t] == sum(((value >> b) & 1) << slot for slot, b in enumerate(positions))
-    assert band_keys(value, SPEC)[:3] == [(0, int(row[0])), (1, int(row[1])), (2, int(row[2]))]
 
 
 @pytest.mark.parametrize("distance, low", [(0, 1.0), (2, 1.0), (4, 0.999), (6, 0.99), (8, 0.93)])
@@ -45,13 +44,33 @@ def test_candidate_probability(distance, low):
     assert low <= candidate_probability(distance, SPEC) <= 1.0
 
 
-def test_bucket_edges_verify_distance_and_colour():
-    grey, red = "80" * 12, "f0" + "80" * 11
-    members = [("b", 0b1111, grey), ("a", 0b1100, grey), ("c", 0b1111 << 20, grey), ("d", 0b1110, red)]
-    assert bucket_edges(members, LshSpec(threshold=2, colour_delta=20)) == [("a", "b", 2)]
-    assert bucket_edges(members, LshSpec(threshold=2, colour_delta=255)) == [("a", "b", 2), ("b", "d", 1),
-                                                                             ("a", "d", 1)]
-    assert bucket_edges(members[:1], SPEC) == []
+def _edges(hashes, colours=None, spec=SPEC):
+    """Verified pairs (i < j) over every band table, each table one group: what DedupeNear's
+    VerifyBuckets finds with prefix_bits 0."""
+    coloured = np.full(len(hashes), colours is not None)
+    colours = np.zeros((len(hashes), 12), np.uint8) if colours is None else colours
+    values = band_values(hashes, spec)
+    found = set()
+    for t in range(spec.tables):
+        for i, j, _dist in bucket_group_edges(values[:, t], hashes, colours, coloured, spec):
+            found.add((min(i, j), max(i, j)))
+    return found
+
+
+def test_bucket_group_edges_verify_distance_and_colour():
+    grey, red = [0x80] * 12, [0xF0] + [0x80] * 11
+    hashes = np.array([0b1111, 0b1100, 0b1111 << 20, 0b1110], dtype=np.uint64)
+    colours = np.array([grey, grey, grey, red], dtype=np.uint8)
+    bands = np.zeros(4, np.uint32)  # one bucket: every pair is a candidate
+    coloured = np.ones(4, bool)
+    got = bucket_group_edges(bands, hashes, colours, coloured, LshSpec(threshold=2, colour_delta=20))
+    assert got == [(0, 1, 2)]
+    got = bucket_group_edges(bands, hashes, colours, coloured, LshSpec(threshold=2, colour_delta=255))
+    assert sorted(got) == [(0, 1, 2), (0, 3, 1), (1, 3, 1)]
+    uncoloured = np.array([True, True, True, False])  # no signature: the colour guard is skipped
+    got = bucket_group_edges(bands, hashes, colours, uncoloured, LshSpec(threshold=2, colour_delta=20))
+    assert sorted(got) == [(0, 1, 2), (0, 3, 1), (1, 3, 1)]
+    assert bucket_group_edges(bands[:1], hashes[:1], colours[:1], coloured[:1], SPEC) == []
 
 
 def test_connected_components_root_is_smallest_member():
@@ -60,26 +79,25 @@ def test_connected_components_root_is_smallest_member():
     assert connected_components([]) == {}
 
 
-def test_array_search_finds_planted_pairs_and_nothing_random():
+def test_band_search_finds_planted_pairs_and_nothing_random():
     hashes, planted, _ = _planted()
-    edges = {tuple(e) for e in near_duplicate_edges(hashes, SPEC).tolist()}
+    edges = _edges(hashes)
     assert set(planted) <= edges  # distances <= 6: certain
     dist = [int(np.bitwise_count(hashes[a] ^ hashes[b])) for a, b in edges]
     assert max(dist) <= SPEC.threshold
     assert len(edges - set(planted)) <= 5  # random 64-bit hashes are ~32 bits apart
 
 
-def test_array_search_equals_brute_force_on_a_small_set():
+def test_band_search_equals_brute_force_on_a_small_set():
     hashes, _, _ = _planted(n=1500, dup=300, seed=3, distances=(0, 2, 4, 6, 8, 10))
     dist = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
     brute = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(dist <= SPEC.threshold, 1)))}
-    found = {tuple(e) for e in near_duplicate_edges(hashes, SPEC).tolist()}
+    found = _edges(hashes)
     assert found <= brute and len(found) >= 0.97 * len(brute)
 
 
-def test_identical_hashes_with_other_colours_are_not_merged():
+def test_identical_hashes_with_other_colours_are_not_linked():
     hashes = np.array([7, 7, 7, 0xFFFF_FFFF_0000_0000], dtype=np.uint64)
     colours = np.array([[10] * 12, [12] * 12, [200] * 12, [10] * 12], dtype=np.uint8)
-    groups = near_duplicate_groups(hashes, SPEC, colours)
-    assert groups == {0: 0, 1: 0}
-    assert near_duplicate_groups(hashes, SPEC) == {0: 0, 1: 0, 2: 0}
+    assert _edges(hashes, colours) == {(0, 1)}
+    assert _edges(hashes) == {(0, 1), (0, 2), (1, 2)}

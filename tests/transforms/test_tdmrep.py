@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pipeline.records import AltPair, DropReason, PageFailure
 from transforms import http_client as hc
-from transforms.crawl import crawl_site
+from tests.transforms.crawl_run import crawl
 from transforms.fetch import fetch_image
 from transforms.http_client import ClientSettings, FetchResult, HttpClient
 from transforms.tdmrep import TDMREP_MAX_BYTES, TDMREP_PATH, header_reserved, parse_tdmrep, rules_from
@@ -198,7 +198,7 @@ def test_tdm_reservation_header_on_a_page_is_crawl_tdm_reserved(scripted_server)
     base, routes, _ = scripted_server
     routes["/page.html"] = (200, {"Content-Type": "text/html", "tdm-reservation": "1"}, b"<html></html>")
     routes["/free.html"] = (200, {"Content-Type": "text/html", "tdm-reservation": "0"}, b"<html></html>")
-    out = list(crawl_site(_client(base), [base + "/page.html", base + "/free.html"], max_depth=0, max_pages=5))
+    out = crawl([base + "/page.html", base + "/free.html"], _client(base).settings, max_depth=0, max_pages=5).results
     failures = {o.url.rsplit("/", 1)[1]: o.reason for o in out if isinstance(o, PageFailure)}
     assert failures == {"page.html": DropReason.CRAWL_TDM_RESERVED}
 
