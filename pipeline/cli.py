@@ -29,6 +29,33 @@ CURATE_EXIT_CODES = """exit codes:
      OUT/rejections and the WARNING log lines"""
 
 
+CURATE_DESCRIPTION = """Curate image/alt-text pairs into webdataset shards, parquet and a rejections table.
+
+At least one input is required: --seeds (crawl), --url-list or --warc (any mix). Examples:
+  crawl a site:     wit curate --seeds seeds.txt --output out/
+  a URL pool:       wit curate --url-list pool.parquet --url-col url --caption-col caption --output out/
+  web archives:     wit curate --warc 'crawl/*.warc.gz' --output out/
+  your settings:    wit curate --url-list pool.parquet --config my.yaml --set score.min_score=0.3 --output out/
+
+Any flag not listed below is Apache Beam's and passes through unchanged, e.g.
+  --direct_running_mode=multi_processing --direct_num_workers=2        (several local processes)
+  --runner DataflowRunner --project P --region R --temp_location gs://B/tmp   (Google Cloud Dataflow)"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every option's default shown (unless the help says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        # identity, not ==: a default of 0 is shown (0 == False)
+        shown = not (default is None or default is False or default == [] or default is argparse.SUPPRESS
+                     or isinstance(action, argparse._HelpAction))
+        if shown and "%(default)" not in text and "default" not in text.lower() and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _setup_logging(verbose: bool) -> None:
     # Beam configures the root logger at import; force our format and level.
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -38,9 +65,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _add_curate(sub) -> None:
-    p = sub.add_parser("curate", help="crawl, filter, score and write shards", epilog=CURATE_EXIT_CODES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", action="append", default=[], help="YAML over configs/base.yaml (repeatable)")
+    p = sub.add_parser("curate", help="crawl, filter, score and write shards", description=CURATE_DESCRIPTION,
+                       epilog=CURATE_EXIT_CODES, formatter_class=HelpFormatter)
+    p.add_argument("--config", action="append", default=[], help="YAML over configs/base.yaml (repeatable; later files win)")
     p.add_argument("--output", required=True, help="output directory (local or gs://)")
     p.add_argument("--seeds", help="file of seed URLs, one per line")
     p.add_argument("--url-list", help="img2dataset-style URL list(s): parquet/csv/tsv/json/jsonl/txt[.gz], glob ok")
@@ -60,7 +87,8 @@ def _add_curate(sub) -> None:
 
 
 def _add_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="the funnel, samples or an HTML report of a curated output")
+    p = sub.add_parser("inspect", help="the funnel, samples or an HTML report of a curated output",
+                       formatter_class=HelpFormatter)
     p.add_argument("output", help="a wit curate output directory, or an img2dataset output folder")
     p.add_argument("--html", metavar="PATH", help="write a static report: PATH (e.g. report.html) and "
                    "PATH's <stem>_assets/ beside it; opens from disk, no server")
@@ -71,11 +99,12 @@ def _add_inspect(sub) -> None:
 
 
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="text->image (or --image: image->image) search over a curated output")
+    p = sub.add_parser("search", help="text->image (or --image: image->image) search over a curated output",
+                       formatter_class=HelpFormatter)
     p.add_argument("output", help="a wit curate output directory (with embeddings/)")
     p.add_argument("query", nargs="?", help='text, e.g. "a red circle on a blue background"')
     p.add_argument("--image", metavar="PATH", help="search with this image instead of text")
-    p.add_argument("--k", type=int, default=20, help="how many hits (default 20)")
+    p.add_argument("--k", type=int, default=20, help="how many hits")
     p.add_argument("--html", metavar="PATH", help="also write the hits as a report page (PATH + <stem>_assets/)")
     p.add_argument("--exact-max", type=int, default=1_000_000,
                    help="exact numpy search up to this many samples, an HNSW index (faiss) beyond")
@@ -84,32 +113,38 @@ def _add_search(sub) -> None:
 
 
 def _add_blocklist_hash(sub) -> None:
-    p = sub.add_parser("blocklist-hash", help="print sha256 and pHash of image files, for blocklist.sha256 / .phash")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = sub.add_parser("blocklist-hash", help="print sha256 and pHash of image files, for blocklist.sha256 / .phash",
+                       formatter_class=HelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to hash")
 
 
 def _add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="the offline sample web")
+    p = sub.add_parser("sample", help="the offline sample web", formatter_class=HelpFormatter)
     ssub = p.add_subparsers(dest="sample_cmd", required=True)
-    serve = ssub.add_parser("serve", help="generate the sample web and serve it on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=0)
-    serve.add_argument("--seed", type=int, default=0)
-    write = ssub.add_parser("write", help="write the sample web (files + manifest.json) to a directory")
-    write.add_argument("directory")
-    write.add_argument("--seed", type=int, default=0)
-    scorer = ssub.add_parser("train-scorer", help="retrain the bundled offline scorer")
-    scorer.add_argument("--output", default="models")
-    scorer.add_argument("--steps", type=int, default=None)
+    serve = ssub.add_parser("serve", help="generate the sample web and serve it on 127.0.0.1",
+                            formatter_class=HelpFormatter)
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port, printed)")
+    serve.add_argument("--seed", type=int, default=0, help="generator seed: the same seed, the same web")
+    write = ssub.add_parser("write", help="write the sample web (files + manifest.json) to a directory",
+                            formatter_class=HelpFormatter)
+    write.add_argument("directory", help="where the files go")
+    write.add_argument("--seed", type=int, default=0, help="generator seed: the same seed, the same web")
+    scorer = ssub.add_parser("train-scorer", help="retrain the bundled offline scorer", formatter_class=HelpFormatter)
+    scorer.add_argument("--output", default="models", help="directory for the scorer's .pt and model JSON")
+    scorer.add_argument("--steps", type=int, default=None,
+                        help="training steps (default: the recipe's own count)")
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="serve the sample web, curate it, train on the result")
-    p.add_argument("--output", default="demo_output")
-    p.add_argument("--train-steps", type=int, default=200)
+    p = sub.add_parser("demo", help="serve the sample web, curate it, train on the result",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--output", default="demo_output", help="directory for the curated output, model and report")
+    p.add_argument("--train-steps", type=int, default=200, help="contrastive training steps on the curated shards")
 
 
 def _add_refilter(sub) -> None:
-    p = sub.add_parser("refilter", help="re-apply CLIP thresholds / dedupe to a curated output, without re-scoring")
+    p = sub.add_parser("refilter", help="re-apply CLIP thresholds / dedupe to a curated output, without re-scoring",
+                       formatter_class=HelpFormatter)
     p.add_argument("source", help="a wit curate output directory")
     p.add_argument("--output", required=True, help="new output directory (a complete output)")
     which = p.add_mutually_exclusive_group()
@@ -124,8 +159,10 @@ def _add_refilter(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import add_eval_parser, add_train_parser
 
-    parser = argparse.ArgumentParser(prog="wit", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(prog="wit", formatter_class=HelpFormatter, description=(
+        "wit-curator: build WIT-style (CLIP) image/alt-text datasets and train on them. "
+        "Run wit COMMAND --help for a command's options."))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_curate(sub)
     _add_inspect(sub)

@@ -23,17 +23,27 @@ from trainer.config import DEFAULT_MODEL, load_train_config
 logger = logging.getLogger(__name__)
 
 
+def _formatter():
+    """The wit CLI's help formatter (defaults shown), when the trainer is hosted by it."""
+    try:
+        from pipeline.cli import HelpFormatter
+    except ImportError:  # the trainer alone
+        return argparse.HelpFormatter
+    return HelpFormatter
+
+
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="train a CLIP model on shards",
+        "train", help="train a CLIP model on shards", formatter_class=_formatter(),
         description="Contrastive training of an open_clip model on wit-curator shards.")
     parser.add_argument("--config", metavar="FILE",
                         help="train YAML (e.g. configs/train/tiny.yaml)")
     parser.add_argument("--shards", metavar="DIR", action="append",
                         help="shard directory (repeatable); replaces the config's list")
     parser.add_argument("--output", metavar="DIR", help="run directory")
-    parser.add_argument("--steps", type=int, metavar="N")
-    parser.add_argument("--batch-size", type=int, metavar="N")
+    parser.add_argument("--steps", type=int, metavar="N", help="optimizer steps (default: the config's steps)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="samples per step (default: the config's batch_size)")
     parser.add_argument("--model", help="open_clip model name or model JSON path")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="CKPT",
                         help="continue a run exactly: OUTPUT/checkpoints/epoch_latest.pt "
@@ -47,9 +57,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval", help="zero-shot and retrieval evaluation of a checkpoint or open_clip model",
+        formatter_class=_formatter(),
         description="Zero-shot classification (a YAML of classes and prompt templates, images "
                     "in ROOT/<class>/ folders) and image<->text recall@1/5/10 on held-out "
-                    "shards; JSON to stdout. Works on `wit train` checkpoints and on any "
+                    "shards; JSON to stdout. Works on wit train checkpoints and on any "
                     "open_clip model + pretrained tag.")
     parser.add_argument("--checkpoint", "--pretrained", dest="checkpoint", required=True,
                         metavar="FILE|TAG",
@@ -65,7 +76,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="labelled images ROOT/<class>/*.jpg (overrides the task's images)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N",
                         help="encoding batch size (default %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     parser.set_defaults(func=run_eval, handler=run_eval)
     return parser
