@@ -309,10 +309,23 @@ def from_dict(raw: Mapping[str, Any]) -> CurateConfig:
     return cfg
 
 
+def config_path(path: str | Path) -> Path:
+    """A --config path: as given when it exists (relative to the working directory), else the
+    same relative path under the project root (``configs/sample.yaml`` from anywhere), else under
+    ``configs/`` (``sample.yaml``). A path found nowhere is returned as given, to fail with its name."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    for root in (CONFIG_DIR.parent, CONFIG_DIR):
+        if (root / given).is_file():
+            return root / given
+    return given
+
+
 def load_config(paths: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = ()) -> CurateConfig:
     """Base config, then each YAML in order, then ``--set`` overrides."""
     merged: dict = {}
-    for path in [BASE_CONFIG, *[Path(p) for p in paths]]:
+    for path in [BASE_CONFIG, *[config_path(p) for p in paths]]:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:

@@ -19,8 +19,9 @@ from typing import Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline import shard_format
+from pipeline import preflight, shard_format
 from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
 from pipeline.progress import progress_for
@@ -145,6 +146,10 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     """
     if not inputs.crawls and not inputs.url_list and not inputs.warc:
         raise ConfigError("no input: give --seeds FILE (one URL per line), --url-list PATH and/or --warc GLOB")
+    options = make_options(beam_args)
+    preflight.check_runner(options.view_as(StandardOptions).runner or "")
+    FileSystems.set_options(options)  # s3:// and gs:// read their credentials and region from Beam's flags
+    preflight.check_inputs(inputs, output_dir)
     if inputs.url_list:
         expand_paths(inputs.url_list)  # a missing or unknown-format list fails now
     if inputs.warc:
@@ -160,7 +165,6 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     prepare_output(output_dir, overwrite, resume)
     write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
                      dump_yaml(cfg).encode("utf-8"))
-    options = make_options(beam_args)
     runner = make_runner(options)
     start = time.monotonic()
     # The pipeline runs when its `with` exits, inside the progress reporter's.
