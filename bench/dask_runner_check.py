@@ -5,10 +5,11 @@ DirectRunner here is what ``wit`` runs for it: Beam's FnApiRunner (pipeline/runn
 Each pipeline exercises one thing the curation graph relies on and writes what reached its
 sink(s) to files (a sink that never ran writes nothing):
 
-1. ``read``: a ``beam.io.Read`` of a small ``BoundedSource`` (``ReadUrlList``, ``ReadWarc`` and
-   ``ReadSeeds`` read files through Beam's IO) -> Map -> sink.
-2. ``finish_bundle``: a DoFn that buffers elements and emits them in ``finish_bundle`` (the image
-   spill and checkpoint writers emit their files' records there).
+1. ``read``: a ``beam.io.Read`` of a small ``BoundedSource`` (``ReadSeeds`` reads a seeds file
+   with ``beam.io.ReadFromText``, a ``Read``) -> Map -> sink.
+2. ``finish_bundle``: a DoFn that buffers elements and emits them in ``finish_bundle`` (the
+   per-host fetcher, transforms/host_fetch.py, emits the downloads still in flight when a bundle
+   ends there, and DedupeNear's band gathering, transforms/dedupe.py, its per-bundle arrays).
 3. ``multi_output``: a ParDo with a main and a tagged output (every stage's ``(ok, rejected)``),
    each consumed by its own Map, both flattened into one sink.
 4. ``two_sinks``: one input, two independent sinks (shards, rejections, stats are three).
@@ -92,7 +93,7 @@ def _received(directory: str) -> list:
 
 
 class _EmitInFinishBundle(beam.DoFn):
-    """Buffers and emits in finish_bundle, as the blob-file writers do."""
+    """Buffers and emits in finish_bundle, as HostKeyedFetchFn does with downloads still in flight."""
 
     def start_bundle(self):
         self._buffer = []

@@ -91,8 +91,8 @@ class _FetchPagesFn(HostKeyedFetchFn):
         self.depth, self.max_bytes = depth, max_bytes
 
     def work(self, request, share: HostShare):
-        # fetch_page_isolated is the page's isolation (one guard, tests/mutation/guards_isolation.py);
-        # no ``failed`` stand-in here, so switching it off shows
+        # fetch_page_isolated is the page's isolation, and the only layer: with a ``failed``
+        # stand-in here too, its guard (tests/mutation/guards_isolation.py) could be off unnoticed
         group, url = request
         return group, url, crawl.fetch_page_isolated(client_for(self.client, share), url, self.depth, self.max_bytes)
 

@@ -30,7 +30,9 @@ the worker runs ``fetch.concurrency`` downloads at once (transforms/host_fetch.p
 
 Largest key at 100M pairs: a host's pairs over ``count`` keys, ``n / count`` each;
 for a 10M-pair host and ``per_host_concurrency`` 8, 1.25M pairs, read into a bounded
-buffer (transforms/fetch_scheduler.py) while they download. Resizing in the same threads (Pillow releases the GIL) uses every core of
+buffer (transforms/fetch_scheduler.py) while they download.
+
+Resizing in the same threads (Pillow releases the GIL) uses every core of
 the worker and drops the original bytes as soon as they are decoded. With
 ``spill_dir`` the resized bytes go to blob files there as they come, and the
 records carry references (transforms/image_store.py).

@@ -20,8 +20,10 @@ Keys at 100M pairs: the per-host counts are a ``CombinePerKey(sum)``, which Beam
 worker before the shuffle (combiner lifting), so a host with 10M URLs costs one partial count per
 worker bundle, not 10M elements on one key. The side input holds only the hosts that split (more
 than ``urls_per_key`` items): at most 100M / ``urls_per_key`` entries (100k at the default 1,000),
-in practice the few thousand big image hosts. The largest fetch key is then a host's
-``n / count`` items, at most ``n / per_host_concurrency``.
+in practice the few thousand big image hosts. A fetch key then holds a host's ``n / count``
+items: at most ``urls_per_key``-ish until the host has ``urls_per_key * per_host_concurrency``
+items, ``n / per_host_concurrency`` beyond (1.25M for a 10M-item host at concurrency 8: read
+into the fetch DoFn's bounded buffer as they download, transforms/fetch_scheduler.py).
 No drop reasons: keying never fails (the host function must not raise).
 """
 

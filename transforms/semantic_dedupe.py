@@ -14,10 +14,12 @@ At Beam scale: k-means (spherical, numpy) is fitted on a deterministic sample (t
 every worker as a side input; images are grouped by nearest centroid and each
 cluster is deduplicated on its own. Off by default (``dedupe.semantic``).
 
-Keys at 100M pairs: ``Sample`` is a ``Top.Smallest``, a global combine: each worker bundle
-sends at most ``sample`` (key hash, key, embedding) tuples of ~1 KB (so ~50 MB at the default
-50,000, but a bundle smaller than that sends all of its tuples) and one worker merges them; the
-centroids side input is ``clusters x 512`` floats. ``GroupCluster``'s largest key is the largest
+Keys at 100M pairs: ``Sample`` is a ``Top.Smallest``, a global combine whose bundles each send
+up to ``sample`` (key hash, key, embedding) tuples of ~1 KB to one key (a bundle smaller than
+that sends all of its tuples: up to every image's, tens of GB). So the tuples are cut first to
+the key hashes under ``sample_cut`` (~2 x ``sample`` of them, from a ``Count.Globally``, lifted):
+~100 MB reach that key at the default 50,000, and the sample is the same. The centroids side
+input is ``clusters x 512`` floats. ``GroupCluster``'s largest key is the largest
 cluster: n / ``clusters`` on average and more for a popular theme, i.e. at least 360k of the
 ~23M images ClipThreshold keeps (docs/scale.md's funnel) at the default 64 clusters. That does
 not fit: ``semantic_duplicates`` builds the cluster's n x n similarity matrix (360k^2 float32 is
@@ -28,6 +30,7 @@ per cluster, a 0.3 GB matrix), see docs/scale.md "What would break first".
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -95,6 +98,21 @@ def _sample_key(record: ScoredImage) -> int:
     return zlib.crc32(record.image.pair.key.encode("utf-8"))
 
 
+def sample_cut(n: int, sample: int) -> int:
+    """The crc32 bound under which the fitting sample is taken, for ``n`` images with embeddings.
+
+    Key hashes are uniform in [0, 2^32), so ~``want`` = 2 x ``sample`` + a wide margin of the
+    ``n`` fall under it (2^32, everything, when ``want`` >= ``n``). The ``sample`` smallest
+    hashes are then all under it unless fewer than ``sample`` are (a tail probability below
+    e^-64), so ``Top.Smallest`` over the cut picks what it would pick over everything, while
+    the global combine is handed ~2 x ``sample`` tuples instead of up to ``sample`` per bundle.
+    """
+    want = 2 * sample + 8 * math.isqrt(max(0, sample)) + 64
+    if n <= 0 or want >= n:
+        return 2 ** 32
+    return -(-want * 2 ** 32 // n)
+
+
 def _fit(sampled, spec: SemanticSpec):
     if not sampled:
         return np.empty((0, 0), dtype=np.float32)
@@ -140,10 +158,13 @@ class SemanticDedupe(beam.PTransform):
         self.spec, self.rank = spec, rank
 
     def expand(self, scored):
+        keys = scored | "SampleKeys" >> beam.FlatMap(
+            lambda r: [(_sample_key(r), r.image.pair.key, r.image_embedding)] if r.image_embedding else [])
+        count = keys | "CountEmbedded" >> beam.combiners.Count.Globally()
         centroids = (
-            scored
-            | "SampleKeys" >> beam.FlatMap(
-                lambda r: [(_sample_key(r), r.image.pair.key, r.image_embedding)] if r.image_embedding else [])
+            keys
+            | "UnderSampleCut" >> beam.Filter(lambda t, n, sample: t[0] < sample_cut(n, sample),
+                                              n=beam.pvalue.AsSingleton(count), sample=self.spec.sample)
             | "Sample" >> beam.combiners.Top.Smallest(self.spec.sample)
             | "FitKMeans" >> beam.Map(_fit, self.spec)
         )

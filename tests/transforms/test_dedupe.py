@@ -55,6 +55,7 @@ from filters.dedupe_policy import SurvivorPolicy  # noqa: E402
 from pipeline.records import ScoredImage  # noqa: E402
 from tests.conftest import counter  # noqa: E402
 import transforms.dedupe as dedupe_module  # noqa: E402
+import transforms.hot_join as hot_join  # noqa: E402
 from transforms.dedupe import DedupeNear, DedupeUrlCaptions, prefix_bits  # noqa: E402
 from transforms.lsh import LshSpec  # noqa: E402
 
@@ -84,10 +85,14 @@ def test_dedupe_url_captions_keeps_one_pair_per_caption():
     assert counter(result, "dedupe.url_caption") == 1
 
 
-@pytest.mark.parametrize("bits", [0, 6])
-def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, monkeypatch):
-    """The same groups whatever the band-prefix cut (one group per table, or 64)."""
+@pytest.mark.parametrize("bits, cc_rounds, salted", [(0, 8, False), (6, 1, True)])
+def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, cc_rounds, salted, monkeypatch):
+    """The same groups whatever the band-prefix cut (one group per table, or 64), the component
+    rounds (8, or 1 and the finisher) and the salting (every key with values spread over as
+    many salts as it has values: the path a giant group takes)."""
     monkeypatch.setattr(dedupe_module, "prefix_bits", lambda _count: bits)
+    if salted:
+        monkeypatch.setattr(hot_join, "salts_for", lambda count, _per_key: max(1, count))
     records = [
         _hashed("a1", BASE, pixels=100), _hashed("a2", BASE ^ 0b11, pixels=300),  # 2 bits from a1
         _hashed("a3", BASE ^ (0b1111 << 40), pixels=50),  # 4 from a1
@@ -98,7 +103,7 @@ def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, mon
         _hashed("d1", None),  # not hashed: passes
     ]
     p = local_test_pipeline()
-    kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("largest"))
+    kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("largest"), cc_rounds)
     assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(["a2", "b1", "c1", "d1"]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail)),
                 equal_to([(k, "dedupe.image_near", "duplicate of a2 (group of 5)") for k in ("a1", "a3", "a4", "a5")]),
@@ -111,7 +116,7 @@ def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, mon
 def test_dedupe_near_best_clip_score_on_scored_images():
     records = [_hashed("a1", BASE, score=0.2), _hashed("a2", BASE ^ 0b11, score=0.9), _hashed("a3", BASE, score=0.5)]
     with local_test_pipeline() as p:
-        kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("best_clip_score"))
+        kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("best_clip_score"), cc_rounds=1)
         assert_that(kept | "K" >> beam.Map(lambda r: (r.image.pair.key, r.clip_score)), equal_to([("a2", 0.9)]),
                     label="kept")
         assert_that(rejected | "R" >> beam.Map(lambda r: r.key), equal_to(["a1", "a3"]), label="rejected")

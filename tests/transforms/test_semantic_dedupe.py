@@ -54,3 +54,48 @@ def test_semantic_dedupe_stage_with_policy_and_metrics():
     result = p.run()
     result.wait_until_finish()
     assert counter(result, "dedupe.semantic") == 1
+
+
+def test_sample_cut_keeps_the_smallest_hashes_and_bounds_the_rest():
+    import zlib
+
+    from transforms.semantic_dedupe import sample_cut
+
+    hashes = sorted(zlib.crc32(f"{i:020x}".encode()) for i in range(20000))
+    for sample in (1, 10, 500):
+        cut = sample_cut(len(hashes), sample)
+        under = [h for h in hashes if h < cut]
+        assert under[:sample] == hashes[:sample]  # the same sample as over everything
+        assert len(under) <= 3 * sample + 8 * int(sample ** 0.5) + 200  # ~2 x sample, not all 20,000
+    assert sample_cut(100, 50) == 2 ** 32  # a small input is taken whole
+    assert sample_cut(0, 50) == 2 ** 32
+
+
+def test_stage_fits_on_the_same_sample_when_the_cut_applies():
+    from collections import defaultdict
+
+    from transforms.semantic_dedupe import _assign, _fit, _sample_key, sample_cut
+
+    rng = np.random.default_rng(1)
+    records = [_scored(f"{i:04x}", rng.normal(size=4)) for i in range(400)]
+    spec, policy = SemanticSpec(eps=0.03, clusters=4, sample=20), SurvivorPolicy("first_by_key")
+    assert sample_cut(len(records), spec.sample) < 2 ** 32  # the stage filters before Top.Smallest
+    # What the stage must compute: k-means on the 20 smallest key hashes of the whole input.
+    centroids = _fit(sorted((_sample_key(r), r.image.pair.key, r.image_embedding) for r in records)[:20], spec)
+    clusters = defaultdict(list)
+    for r in records:
+        cluster, _ = _assign(r, centroids)
+        clusters[cluster].append(r)
+    expected_dropped = set()
+    for members in clusters.values():
+        members = sorted(members, key=policy)
+        vectors = np.stack([np.frombuffer(m.image_embedding, "<f2").astype(np.float32) for m in members])
+        expected_dropped |= {members[i].image.pair.key for i, _, _ in semantic_duplicates(vectors, spec.eps)}
+    assert expected_dropped  # the case says something
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | SemanticDedupe(spec, policy)
+    assert_that(rejected | "R" >> beam.Map(lambda r: r.key), equal_to(sorted(expected_dropped)), label="rejected")
+    assert_that(kept | "K" >> beam.Map(lambda s: s.image.pair.key),
+                equal_to([r.image.pair.key for r in records if r.image.pair.key not in expected_dropped]),
+                label="kept")
+    p.run().wait_until_finish()
