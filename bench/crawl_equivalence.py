@@ -272,7 +272,7 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated run names")
     ap.add_argument("--workers", type=int, default=1, help="multi_processing worker processes (1: in process)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, force=True)
+    logging.basicConfig(level=logging.ERROR, force=True)  # Beam's sink and worker notices drown the table
     beam_args = ([] if args.workers <= 1 else
                  ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
     os.makedirs(SAVED, exist_ok=True)
