@@ -14,7 +14,7 @@ precision of the planted pairs (pairwise over DedupeNear's groups), the random
 (unplanted) images it grouped, the residual pairs the component rounds left for the
 one-key finisher; then the time ratio. The base rate of random pairs within the
 threshold is measured by brute force on a sample and extrapolated (64-bit hashes
-within 8 bits: ~3e-10 of all pairs, so ~150 random pairs at 1M are true near-duplicates
+within 8 bits: ~2.8e-10 of all pairs, so ~125 random pairs at 1M are true near-duplicates
 by the hash, and DedupeNear is right to group them).
 
     .venv/bin/python bench/dedupe_scale.py [--sizes 100000 1000000]

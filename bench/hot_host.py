@@ -70,7 +70,7 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DELAY_S = 0.2
 PER_HOST = 8
 CONCURRENCY = 4
-INTERVAL_S = 0.01  # the speed runs: small enough not to bind much
+INTERVAL_S = 0.0  # the speed runs: concurrency only (spacing is the third run's check)
 SPACING_INTERVAL_S = 0.1  # the spacing run
 ARRIVAL_JITTER_S = 0.025  # send-path delay a busy client process adds after its start decision
 TARGET_SPEEDUP = 1.6
@@ -166,7 +166,8 @@ def run_once(host: SlowHost, n: int, name: str, beam_args: list[str], interval: 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=600, help="image URLs on the one host (speed runs)")
+    parser.add_argument("--n", type=int, default=4000, help="image URLs on the one host (speed runs); enough that "
+                        "the fetch, not the runs' fixed start-up and writing, is most of the wall time")
     parser.add_argument("--spacing-n", type=int, default=96, help="image URLs in the spacing run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
@@ -183,12 +184,14 @@ def main(argv=None) -> int:
                      row["kept"])
             rows.append(row)
     one, two, spaced = rows
-    speedup = one["span"] / two["span"]
-    log.info("fetch span speedup 2 workers / 1: %.2fx (target >= %.1fx); wall %.2fx", speedup, TARGET_SPEEDUP,
-             one["seconds"] / two["seconds"])
+    speedup, wall_speedup = one["span"] / two["span"], one["seconds"] / two["seconds"]
+    log.info("2 workers / 1: wall %.2fx, fetch span %.2fx (target >= %.1fx for both)", wall_speedup, speedup,
+             TARGET_SPEEDUP)
     problems = []
     if speedup < TARGET_SPEEDUP:
-        problems.append(f"speedup {speedup:.2f}x < {TARGET_SPEEDUP}x")
+        problems.append(f"fetch span speedup {speedup:.2f}x < {TARGET_SPEEDUP}x")
+    if wall_speedup < TARGET_SPEEDUP:
+        problems.append(f"wall-time speedup {wall_speedup:.2f}x < {TARGET_SPEEDUP}x")
     for row in rows:
         if row["peak"] > PER_HOST:
             problems.append(f"{row['name']}: the host saw {row['peak']} requests at once (> {PER_HOST})")

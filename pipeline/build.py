@@ -119,7 +119,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
     if inputs.crawls:
         seeds, seed_failures = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls, with_failures=True)
         failures.append(seed_failures)
-        page_client = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
+        page_client = client_settings(cfg.fetch)  # a worker fetches up to fetch.concurrency pages over many hosts
         crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client, cfg.fetch)
         pages.append(crawled)
         failures.append(crawl_failures)
