@@ -245,7 +245,8 @@ def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPo
     if cfg.dedupe.image_exact:
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()
     if cfg.dedupe.near and not policy.needs_scores:
-        images, rejected["DedupeNear"] = images | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+        images, rejected["DedupeNear"] = images | "DedupeNear" >> DedupeNear(
+            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
     return images
 
 
@@ -262,7 +263,8 @@ def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: Surv
                          near_after_scoring: bool):
     """[DedupeNear] -> ClipThreshold -> [SemanticDedupe] on scored images: (kept, threshold used)."""
     if near_after_scoring:
-        scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+        scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(
+            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
     if cfg.safety.enabled:
         scored = _tag_safety(scored, cfg, rejected)
     scores = scored | "ThresholdScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])

@@ -103,7 +103,8 @@ def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, outp
     kept = samples
     if plan.near:
         kept = kept | "HashImages" >> HashImages(resize_spec(cfg.resize))
-        kept, rejected["DedupeNear"] = kept | "DedupeNear" >> DedupeNear(lsh_spec(cfg), policy)
+        kept, rejected["DedupeNear"] = kept | "DedupeNear" >> DedupeNear(
+            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
     if plan.threshold:
         source_min = plan.source_stats.get("thresholds", {}).get("clip_min_score")
         threshold, values = _refilter_threshold(samples, old_rejections, embeddings, cfg, source_min)
