@@ -22,7 +22,7 @@ off their count.
     .venv/bin/python -m bench.memory --sizes 2000 20000   # quicker
     .venv/bin/python -m bench.memory -- --direct_running_mode=multi_processing --direct_num_workers=2
 
-Measured 2026-11-27 (2 CPU cores, FnApiRunner), with the old input of 1000 distinct JPEGs
+Before: measured 2026-11-27 (2 CPU cores, FnApiRunner), with the old input of 1000 distinct JPEGs
 behind distinct query strings (so exact dedupe left 1000 pairs for every later stage; these
 figures cover fetch/resize/hash and exact dedupe only):
   bytes inline in the records:  10k pairs 198 s, peak 1531 MB; 100k 860 s, 5657 MB: ratio 3.70
@@ -32,7 +32,19 @@ figures cover fetch/resize/hash and exact dedupe only):
 Inline, growth was ~45 KB per pair: the FnApiRunner keeps a stage's whole output in memory and
 decodes a GroupByKey's input into Python objects, and the images crossed three shuffles.
 
-MEASURED_2026_12_02
+Measured 2026-12-02 with this input (2 CPU cores shared with ~5 other jobs, so times are
+noisy; FnApiRunner, one process; peak RSS sampled every 0.1 s; each size its own run of
+this script): every stage saw every pair (kept = pairs - the planned caption.filename
+rejections; no dedupe drop, no fetch error):
+  2k pairs 133 s, peak 1304 MB;  10k 447 s, 1368 MB;  20k 757 s, 1451 MB;  50k 790 s, 2109 MB
+  ratio 20k / 2k 1.11;  50k / 10k 1.54: MISSED (100k not run: ~30 min; linear it would be ~3 GB, ~2.2x)
+Growth 10k -> 50k: ~18.5 KB per pair. Where (RSS beside py-spy stacks every 1-5 s): fetch runs
+flat at ~1190 MB whatever N; DedupeNear's GroupBands holds 90 band entries per image (30
+rounds x 3 bands), with the key as a Python str in each: 4.3 KB per image pickled, 9.2 KB
+decoded as the FnApiRunner's GroupingBuffer holds it (4.1 KB with the keys as one fixed-width
+numpy array per part instead: measured on 10k random signatures); then the writers, where the peak is: the
+kept ScoredImages (1.1 KB encoded, 2.0 KB decoded each) are held whole by the Count side
+input and the GroupByFile of WriteShards, and again by WriteEmbeddings' own grouping.
 """
 
 from __future__ import annotations
