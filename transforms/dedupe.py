@@ -26,9 +26,12 @@ DedupeNear at scale (only light tuples move until the last step; no key holds a 
    the members through a salted join, so a giant group is spread over many keys;
 5. a CoGroupByKey on the sample key routes every record (the only shuffle of images).
 
-Largest key at 100M images: GroupDuplicates (the URL, caption and sha256 layers): all copies
-of one URL or one image's bytes (a logo on every page: unbounded; still a plain GroupByKey);
-DedupeNear: SignatureStats, SurvivorAndSize,
+Largest key at 100M pairs: DedupeUrls, DedupeUrlCaptions, DedupeImages: ``Survivors``, a
+combine of (order tuple, sample key) with a count, lifted (one partial per key per worker
+bundle, so the most shared URL, a logo on millions of pages, sends one tuple per bundle);
+``RouteDuplicates``: salted, ~10,000 records per key (``per_key``: ~10 MB of AltPairs or
+small ResizedImages) however many copies a URL or an image's bytes has; records cross
+only this shuffle. DedupeNear: SignatureStats, SurvivorAndSize,
 CountImages: combines, lifted (partial sums per worker); SameSignature and PickSurvivors:
 salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M band entries
 (numpy arrays and keys, ~70 MB); the components: see transforms/components.py (~10,000 edges;
@@ -38,6 +41,7 @@ the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sampl
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import apache_beam as beam
@@ -47,7 +51,7 @@ from pipeline import metrics
 from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, ScoredImage, pair_of
 from transforms.crawl import normalize_url
 from transforms.components import DEFAULT_ROUNDS, ConnectedComponents, MinAndCount
-from transforms.hot_join import SaltedJoin
+from transforms.hot_join import HOT_KEY_VALUES, SaltedJoin
 from transforms.lsh import LshSpec, band_positions, band_values, bucket_group_edges
 
 
@@ -68,33 +72,80 @@ def split_group(records: list, order: Callable, reason: DropReason):
     return survivor, [Rejection.of(pair_of(r), reason, detail) for r in ranked[1:]]
 
 
-class _PickSurvivorFn(beam.DoFn):
-    def __init__(self, order: Callable, reason: DropReason):
-        self.order = order
+def _survivor_entry(record, key_fn: Callable, order: Callable):
+    """(group key, (order tuple, sample key)): the light value the survivor combine sees."""
+    return key_fn(record), (order(record), pair_of(record).key)
+
+
+def _keyed(record, key_fn: Callable):
+    return key_fn(record), record
+
+
+def _sample_key(record) -> str:
+    return pair_of(record).key
+
+
+def _count_of(stats):
+    return stats[1]
+
+
+def _route_group(_key, stats, records, _salt, order: Callable, reason: DropReason):
+    """(True, record) for the survivor, (False, Rejection) for the rest of one salted group.
+
+    ``stats`` is ((order, sample key) of the survivor, group size). The salt is the sample
+    key's hash, so every record with the survivor's sample key is in the survivor's group;
+    should several records share the survivor's order and key (the same pair twice), one is
+    kept (the smallest repr: the same on every run) and the others are duplicates of it.
+    """
+    (best_order, survivor), _size = stats
+    matches = [r for r in records if pair_of(r).key == survivor and order(r) == best_order]
+    kept = min(matches, key=repr) if len(matches) > 1 else (matches[0] if matches else None)
+    detail = f"duplicate of {survivor}"
+    for record in records:
+        if record is kept:
+            yield True, record
+        else:
+            yield False, Rejection.of(pair_of(record), reason, detail)
+
+
+class _SplitRoutedFn(beam.DoFn):
+    def __init__(self, reason: DropReason):
         self.reason = reason
 
-    def process(self, keyed_group):
-        _key, records = keyed_group
-        survivor, rejected = split_group(list(records), self.order, self.reason)
-        yield survivor
-        for rej in rejected:
+    def process(self, routed):
+        is_kept, value = routed
+        if is_kept:
+            yield value
+        else:
             metrics.inc_reason(self.reason)
-            yield beam.pvalue.TaggedOutput("rejected", rej)
+            yield beam.pvalue.TaggedOutput("rejected", value)
 
 
 class _DedupeBy(beam.PTransform):
-    def __init__(self, key_fn: Callable, order: Callable, reason: DropReason):
+    """Records -> (the smallest ``order`` per ``key_fn``, Rejection ``reason`` for the others).
+
+    Two shuffles, neither with a hot key: ``Survivors`` combines (order, sample key) tuples
+    per key (lifted: partial minima per bundle, so a URL on a million pages moves one tuple
+    per bundle), then ``RouteDuplicates`` joins every record with its key's survivor through
+    a salted GroupByKey (transforms/hot_join.py): a key with more than ``per_key`` records is
+    spread over several salts by the records' sample keys. Records cross only that shuffle.
+    The same survivor as ``split_group``: the order tuples end with the sample key, so the
+    smallest is unique.
+    """
+
+    def __init__(self, key_fn: Callable, order: Callable, reason: DropReason, per_key: int = HOT_KEY_VALUES):
         super().__init__()
-        self.key_fn, self.order, self.reason = key_fn, order, reason
+        self.key_fn, self.order, self.reason, self.per_key = key_fn, order, reason, per_key
 
     def expand(self, records):
-        out = (
-            records
-            | "KeyForDedupe" >> beam.Map(lambda r, f=self.key_fn: (f(r), r))
-            | "GroupDuplicates" >> beam.GroupByKey()
-            | "PickSurvivor" >> beam.ParDo(_PickSurvivorFn(self.order, self.reason))
-            .with_outputs("rejected", main="kept")
-        )
+        survivors = (records
+                     | "SurvivorEntry" >> beam.Map(_survivor_entry, self.key_fn, self.order)
+                     | "Survivors" >> beam.CombinePerKey(MinAndCount()))
+        routed = ({"many": records, "one": survivors}
+                  | "RouteDuplicates" >> SaltedJoin(
+                      functools.partial(_route_group, order=self.order, reason=self.reason), _count_of,
+                      functools.partial(_keyed, key_fn=self.key_fn), self.per_key, _sample_key))
+        out = routed | "SplitRouted" >> beam.ParDo(_SplitRoutedFn(self.reason)).with_outputs("rejected", main="kept")
         return out.kept, out.rejected
 
 
@@ -109,8 +160,8 @@ def _sha_key(image: ResizedImage) -> str:
 class DedupeUrls(_DedupeBy):
     """AltPair -> (one pair per normalised image URL, Rejection dedupe.url)."""
 
-    def __init__(self):
-        super().__init__(_url_key, url_order, DropReason.DEDUPE_URL)
+    def __init__(self, per_key: int = HOT_KEY_VALUES):
+        super().__init__(_url_key, url_order, DropReason.DEDUPE_URL, per_key)
 
 
 def _url_caption_key(pair: AltPair) -> str:
@@ -120,8 +171,8 @@ def _url_caption_key(pair: AltPair) -> str:
 class DedupeImages(_DedupeBy):
     """ResizedImage -> (one per sha256 of the downloaded bytes, Rejection dedupe.image_exact)."""
 
-    def __init__(self):
-        super().__init__(_sha_key, image_order, DropReason.DEDUPE_IMAGE_EXACT)
+    def __init__(self, per_key: int = HOT_KEY_VALUES):
+        super().__init__(_sha_key, image_order, DropReason.DEDUPE_IMAGE_EXACT, per_key)
 
 
 class DedupeUrlCaptions(_DedupeBy):
@@ -131,8 +182,8 @@ class DedupeUrlCaptions(_DedupeBy):
     dataset keeps several captions per image (``url: false``) but not the same one twice.
     """
 
-    def __init__(self):
-        super().__init__(_url_caption_key, url_order, DropReason.DEDUPE_URL_CAPTION)
+    def __init__(self, per_key: int = HOT_KEY_VALUES):
+        super().__init__(_url_caption_key, url_order, DropReason.DEDUPE_URL_CAPTION, per_key)
 
 
 # ---- near-duplicates -------------------------------------------------------------
@@ -258,10 +309,6 @@ def _survivor_drops(_root, stats, keys, _salt):
     for key in sorted(set(keys)):
         if key != survivor:
             yield key, (survivor, size)
-
-
-def _count_of(stats):
-    return stats[1]
 
 
 class _RouteNearFn(beam.DoFn):

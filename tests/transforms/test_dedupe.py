@@ -125,3 +125,108 @@ def test_dedupe_near_best_clip_score_on_scored_images():
 def test_prefix_bits_grow_with_the_input_up_to_64_groups():
     assert [prefix_bits(n) for n in (0, 1, 2000, 4096, 4097, 10_000, 100_000, 10**6, 10**9)] == [
         0, 0, 0, 0, 1, 2, 5, 6, 6]
+
+
+# -- exact dedupe without a hot key: a combine for the survivor, a salted join for the records -------
+
+import random  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
+from apache_beam.metrics import Metrics  # noqa: E402
+
+from transforms.dedupe import image_order  # noqa: E402
+
+_ROUTE_GROUP = dedupe_module._route_group
+
+
+def _reference(records, key_fn, order, reason):
+    """The straightforward implementation: group by key, sort, first survives (split_group)."""
+    groups = defaultdict(list)
+    for record in records:
+        groups[key_fn(record)].append(record)
+    kept, rejected = [], []
+    for group in groups.values():
+        survivor, rejections = split_group(group, order, reason)
+        kept.append(survivor)
+        rejected.extend(rejections)
+    return kept, rejected
+
+
+def _mixed_pairs(n=1500, seed=7):
+    """Pairs with few, some and many copies of a URL (case and fragment variants), repeated
+    captions, and one pair present twice (the same record: one of the two survives)."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        if i % 5 == 0:
+            url = rng.choice(["http://cdn/logo.png", "http://CDN/logo.png#a"])  # one hot URL
+        else:
+            url = f"http://s/img{rng.randrange(n // 3)}.jpg" + rng.choice(["", "#f"])
+        page = f"http://s/p{rng.randrange(n // 4)}"
+        pairs.append(AltPair(key=f"k{i:05d}", page_url=page, image_url=url,
+                             caption=rng.choice(["a red star", "a blue dot", f"caption {i % 7}"]),
+                             position=rng.randrange(6)))
+    return pairs + [pairs[3]]
+
+
+@pytest.mark.parametrize("per_key", [10_000, 40])
+@pytest.mark.parametrize("stage", ["urls", "url_captions", "images"])
+def test_exact_dedupe_matches_group_and_sort(stage, per_key):
+    """Kept records and rejections (reason, "duplicate of <key>") equal those of group + sort,
+    with no salting (per_key 10,000) and with the hot URL and larger groups salted (40)."""
+    pairs = _mixed_pairs()
+    if stage == "images":
+        # a third on one placeholder's bytes, the rest in pairs or alone
+        records = [_img(pair, f"sha{0 if int(pair.key[1:]) % 3 == 0 else int(pair.key[1:]) % 700}") for pair in pairs]
+        transform, key_fn, order, reason = (DedupeImages(per_key), dedupe_module._sha_key, image_order,
+                                            DropReason.DEDUPE_IMAGE_EXACT)
+    elif stage == "urls":
+        records = pairs
+        transform, key_fn, order, reason = DedupeUrls(per_key), dedupe_module._url_key, url_order, DropReason.DEDUPE_URL
+    else:
+        records = pairs
+        transform, key_fn, order, reason = (DedupeUrlCaptions(per_key), dedupe_module._url_caption_key, url_order,
+                                            DropReason.DEDUPE_URL_CAPTION)
+    want_kept, want_rejected = _reference(records, key_fn, order, reason)
+    assert 100 < len(want_rejected) < len(records) - 100
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | transform
+    assert_that(kept, equal_to(want_kept), label="kept")
+    assert_that(rejected, equal_to(want_rejected), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, reason.value) == len(want_rejected)
+
+
+def _observed_route_group(key, stats, records, salt, **kwargs):
+    """_route_group, recording how many records each salted group of the join held."""
+    Metrics.distribution("test", "records_per_group").update(len(records))
+    if key == "http://cdn/logo.png":
+        Metrics.counter("test", "hot_key_groups").inc()
+    return _ROUTE_GROUP(key, stats, records, salt, **kwargs)
+
+
+def test_dedupe_urls_spreads_a_hot_url_over_many_keys(monkeypatch):
+    """25,000 pairs of one logo URL with per_key 1,000: the join holds ~1,000 records per key,
+    25 keys for the logo, and the output is still the one survivor and 24,999 duplicates.
+    Without the salting the logo is one group of 25,000 (the guard this test checks)."""
+    monkeypatch.setattr(dedupe_module, "_route_group", _observed_route_group)
+    pairs = [AltPair(key=f"k{i:05d}", page_url=f"http://s/p{(i * 7919) % 25_000:05d}",
+                     image_url="http://cdn/logo.png" + ("#x" if i % 2 else ""), caption="logo", position=i % 3)
+             for i in range(25_000)]
+    pairs += [_pair("http://s/q", 0, "http://s/other.jpg", "other")]
+    survivor = min(pairs[:-1], key=url_order)
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(pairs) | DedupeUrls(per_key=1000)
+    assert_that(kept | "K" >> beam.Map(lambda r: r.key), equal_to([survivor.key, "other"]), label="kept")
+    assert_that(rejected | "Details" >> beam.Map(lambda r: r.detail) | beam.Distinct(),
+                equal_to([f"duplicate of {survivor.key}"]), label="details")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "dedupe.url") == 24_999
+    metrics = result.metrics().query()
+    hot_groups = sum(c.committed for c in metrics["counters"] if c.key.metric.name == "hot_key_groups")
+    sizes = [d.committed for d in metrics["distributions"] if d.key.metric.name == "records_per_group"][0]
+    assert hot_groups == 25
+    assert sizes.sum == 25_001
+    assert sizes.max <= 1_300, f"largest group of the join: {sizes.max} records"
