@@ -54,6 +54,7 @@ def test_ssrf_guard_is_on_by_default(server, tmp_path):
 ])
 def test_errors_exit_2_before_running(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.txt").write_text("http://127.0.0.1:9/\n")  # present: the error under test comes first
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "X" / "stats.json").exists()
