@@ -29,9 +29,9 @@ DedupeNear at scale (only light tuples move until the last step; no key holds a 
 Largest key at 100M pairs: DedupeUrls, DedupeUrlCaptions, DedupeImages: ``Survivors``, a
 combine of (order tuple, sample key) with a count, lifted (one partial per key per worker
 bundle, so the most shared URL, a logo on millions of pages, sends one tuple per bundle);
-``RouteDuplicates``: salted, ~10,000 records per key (``per_key``: ~10 MB of AltPairs or
-small ResizedImages) however many copies a URL or an image's bytes has; records cross
-only this shuffle. DedupeNear: SignatureStats, SurvivorAndSize,
+``SurvivorOfMembers``: salted, ~10,000 (group key, sample key) tuples whatever the largest
+group; ``JoinSurvivor``: one sample key (its record and its survivor's key), the only
+shuffle of records. DedupeNear: SignatureStats, SurvivorAndSize,
 CountImages: combines, lifted (partial sums per worker); SameSignature and PickSurvivors:
 salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M band entries
 (numpy arrays and keys, ~70 MB); the components: see transforms/components.py (~10,000 edges;
@@ -41,7 +41,6 @@ the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sampl
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import apache_beam as beam
@@ -72,65 +71,74 @@ def split_group(records: list, order: Callable, reason: DropReason):
     return survivor, [Rejection.of(pair_of(r), reason, detail) for r in ranked[1:]]
 
 
-def _survivor_entry(record, key_fn: Callable, order: Callable):
-    """(group key, (order tuple, sample key)): the light value the survivor combine sees."""
-    return key_fn(record), (order(record), pair_of(record).key)
-
-
 def _keyed(record, key_fn: Callable):
-    return key_fn(record), record
+    """((group key, sample key), record): the key is computed once (normalize_url is most of
+    this stage's CPU), and the record's shuffle key needs nothing computed elsewhere."""
+    return (key_fn(record), pair_of(record).key), record
 
 
-def _sample_key(record) -> str:
-    return pair_of(record).key
+def _survivor_entry(keyed, order: Callable):
+    """(group key, (order tuple, sample key)): the light value the survivor combine sees."""
+    (group, sample), record = keyed
+    return group, (order(record), sample)
+
+
+def _member(keyed):
+    (group, sample), _record = keyed
+    return group, sample
 
 
 def _count_of(stats):
     return stats[1]
 
 
-def _route_group(_key, stats, records, _salt, order: Callable, reason: DropReason):
-    """(True, record) for the survivor, (False, Rejection) for the rest of one salted group.
+def _survivor_of_members(group, stats, samples, _salt):
+    """((group key, sample key), survivor's sample key) for each member in one salted group."""
+    (_order, survivor), _size = stats
+    for sample in set(samples):  # a pair present twice is one member here, two records below
+        yield (group, sample), survivor
 
-    ``stats`` is ((order, sample key) of the survivor, group size). The salt is the sample
-    key's hash, so every record with the survivor's sample key is in the survivor's group;
-    should several records share the survivor's order and key (the same pair twice), one is
-    kept (the smallest repr: the same on every run) and the others are duplicates of it.
+
+class _RouteFn(beam.DoFn):
+    """(group key, sample key) with its record(s) and its group's survivor -> kept or Rejection.
+
+    Only the survivor's sample key keeps a record. Several records there are the same pair
+    more than once: the smallest order (then repr, so reruns agree) is kept, as
+    ``split_group`` would (order tuples end with the sample key, so other ties cannot occur).
     """
-    (best_order, survivor), _size = stats
-    matches = [r for r in records if pair_of(r).key == survivor and order(r) == best_order]
-    kept = min(matches, key=repr) if len(matches) > 1 else (matches[0] if matches else None)
-    detail = f"duplicate of {survivor}"
-    for record in records:
-        if record is kept:
-            yield True, record
-        else:
-            yield False, Rejection.of(pair_of(record), reason, detail)
 
+    def __init__(self, order: Callable, reason: DropReason):
+        self.order, self.reason = order, reason
 
-class _SplitRoutedFn(beam.DoFn):
-    def __init__(self, reason: DropReason):
-        self.reason = reason
-
-    def process(self, routed):
-        is_kept, value = routed
-        if is_kept:
-            yield value
-        else:
+    def process(self, key_and_joined):
+        (_group, sample), joined = key_and_joined
+        survivor = next(iter(joined["survivor"]))
+        records = list(joined["record"])
+        if sample == survivor:
+            if len(records) > 1:
+                records.sort(key=lambda r: (self.order(r), repr(r)))
+            yield records[0]
+            records = records[1:]
+        detail = f"duplicate of {survivor}"
+        for record in records:
             metrics.inc_reason(self.reason)
-            yield beam.pvalue.TaggedOutput("rejected", value)
+            yield beam.pvalue.TaggedOutput("rejected", Rejection.of(pair_of(record), self.reason, detail))
 
 
 class _DedupeBy(beam.PTransform):
     """Records -> (the smallest ``order`` per ``key_fn``, Rejection ``reason`` for the others).
 
-    Two shuffles, neither with a hot key: ``Survivors`` combines (order, sample key) tuples
-    per key (lifted: partial minima per bundle, so a URL on a million pages moves one tuple
-    per bundle), then ``RouteDuplicates`` joins every record with its key's survivor through
-    a salted GroupByKey (transforms/hot_join.py): a key with more than ``per_key`` records is
-    spread over several salts by the records' sample keys. Records cross only that shuffle.
-    The same survivor as ``split_group``: the order tuples end with the sample key, so the
-    smallest is unique.
+    No key holds a group, and records cross one shuffle:
+    - ``Survivors``: a CombinePerKey of (order tuple, sample key) with a count, lifted
+      (partial minima per bundle: a URL on a million pages sends one tuple per bundle);
+    - ``SurvivorOfMembers``: each (group key, sample key) tuple meets its group's survivor
+      in a salted join (transforms/hot_join.py: a group of more than ``per_key`` members
+      is spread over several keys); light tuples only, so the join's side input (the hot
+      keys) breaking fusion materialises tuples, not records;
+    - ``JoinSurvivor``: a CoGroupByKey on (group key, sample key) brings each record its
+      survivor: one pair per key, the only shuffle of records.
+    The survivor is the one ``split_group`` picks: the smallest order tuple, which ends with
+    the sample key, so it is unique.
     """
 
     def __init__(self, key_fn: Callable, order: Callable, reason: DropReason, per_key: int = HOT_KEY_VALUES):
@@ -138,14 +146,15 @@ class _DedupeBy(beam.PTransform):
         self.key_fn, self.order, self.reason, self.per_key = key_fn, order, reason, per_key
 
     def expand(self, records):
-        survivors = (records
-                     | "SurvivorEntry" >> beam.Map(_survivor_entry, self.key_fn, self.order)
+        keyed = records | "KeyForDedupe" >> beam.Map(_keyed, self.key_fn)
+        survivors = (keyed
+                     | "SurvivorEntry" >> beam.Map(_survivor_entry, self.order)
                      | "Survivors" >> beam.CombinePerKey(MinAndCount()))
-        routed = ({"many": records, "one": survivors}
-                  | "RouteDuplicates" >> SaltedJoin(
-                      functools.partial(_route_group, order=self.order, reason=self.reason), _count_of,
-                      functools.partial(_keyed, key_fn=self.key_fn), self.per_key, _sample_key))
-        out = routed | "SplitRouted" >> beam.ParDo(_SplitRoutedFn(self.reason)).with_outputs("rejected", main="kept")
+        members = keyed | "Members" >> beam.Map(_member)
+        survivor_of = ({"many": members, "one": survivors}
+                       | "SurvivorOfMembers" >> SaltedJoin(_survivor_of_members, _count_of, per_key=self.per_key))
+        out = ({"record": keyed, "survivor": survivor_of} | "JoinSurvivor" >> beam.CoGroupByKey()
+               | "Route" >> beam.ParDo(_RouteFn(self.order, self.reason)).with_outputs("rejected", main="kept"))
         return out.kept, out.rejected
 
 

@@ -16,9 +16,7 @@ more than ``per_key`` values (a side input holding only those keys: at 100M imag
 few thousand at most) are spread over ceil(n / per_key) salts; a value's salt is a
 stable hash of the value (crc32 of its repr: Python's ``hash`` of a str differs between
 worker processes), so equal values meet in one group and ``then`` can drop repeats
-there; ``salt_by`` (value -> what is hashed, the value itself by default) lets a caller
-whose values are whole records hash a short id instead of the record's repr. The ``one``
-element is copied to every salt of its key.
+there. The ``one`` element is copied to every salt of its key.
 
 Few steps on purpose: Beam's local runner costs ~30 ms per ParDo whatever the data, and
 the connected components use this join twice per round, so the join is three ParDos and
@@ -64,9 +62,9 @@ class _SaltOneFn(beam.DoFn):
             yield (key, salt), (_ONE, info)
 
 
-def _salt_many(element, many_key: Callable, salt_by: Callable, hot: dict):
+def _salt_many(element, many_key: Callable, hot: dict):
     key, value = many_key(element)
-    return (key, salt_of(salt_by(value), hot.get(key, 1))), (_MANY, value)
+    return (key, salt_of(value, hot.get(key, 1))), (_MANY, value)
 
 
 def _unsalt(salted_and_tagged, then: Callable):
@@ -88,15 +86,13 @@ class SaltedJoin(beam.PTransform):
     """{"many": elements, "one": (key, info)} -> then(key, info, values, salt) per salted group."""
 
     def __init__(self, then: Callable, count_of: Callable, many_key: Callable = _identity,
-                 per_key: int = HOT_KEY_VALUES, salt_by: Callable = _identity):
+                 per_key: int = HOT_KEY_VALUES):
         super().__init__()
         self.then, self.count_of, self.many_key, self.per_key = then, count_of, many_key, per_key
-        self.salt_by = salt_by
 
     def expand(self, inputs):
         one = inputs["one"] | "SaltOne" >> beam.ParDo(_SaltOneFn(self.count_of, self.per_key)).with_outputs(
             "hot", main="salted")
-        many = inputs["many"] | "SaltMany" >> beam.Map(_salt_many, self.many_key, self.salt_by,
-                                                         beam.pvalue.AsDict(one.hot))
+        many = inputs["many"] | "SaltMany" >> beam.Map(_salt_many, self.many_key, beam.pvalue.AsDict(one.hot))
         return ((one.salted, many) | "Both" >> beam.Flatten() | "GroupSalted" >> beam.GroupByKey()
                 | "Unsalt" >> beam.FlatMap(_unsalt, self.then))

@@ -136,7 +136,7 @@ from apache_beam.metrics import Metrics  # noqa: E402
 
 from transforms.dedupe import image_order  # noqa: E402
 
-_ROUTE_GROUP = dedupe_module._route_group
+_SURVIVOR_OF_MEMBERS = dedupe_module._survivor_of_members
 
 
 def _reference(records, key_fn, order, reason):
@@ -198,19 +198,19 @@ def test_exact_dedupe_matches_group_and_sort(stage, per_key):
     assert counter(result, reason.value) == len(want_rejected)
 
 
-def _observed_route_group(key, stats, records, salt, **kwargs):
-    """_route_group, recording how many records each salted group of the join held."""
-    Metrics.distribution("test", "records_per_group").update(len(records))
-    if key == "http://cdn/logo.png":
+def _observed_survivor_of_members(group, stats, samples, salt):
+    """_survivor_of_members, recording how many members each salted group of the join held."""
+    Metrics.distribution("test", "members_per_group").update(len(samples))
+    if group == "http://cdn/logo.png":
         Metrics.counter("test", "hot_key_groups").inc()
-    return _ROUTE_GROUP(key, stats, records, salt, **kwargs)
+    return _SURVIVOR_OF_MEMBERS(group, stats, samples, salt)
 
 
 def test_dedupe_urls_spreads_a_hot_url_over_many_keys(monkeypatch):
-    """25,000 pairs of one logo URL with per_key 1,000: the join holds ~1,000 records per key,
-    25 keys for the logo, and the output is still the one survivor and 24,999 duplicates.
-    Without the salting the logo is one group of 25,000 (the guard this test checks)."""
-    monkeypatch.setattr(dedupe_module, "_route_group", _observed_route_group)
+    """25,000 pairs of one logo URL with per_key 1,000: the survivor join holds ~1,000 members
+    per key, 25 keys for the logo, and the output is still the one survivor and 24,999
+    duplicates. Without the salting the logo is one group of 25,000 (the guard this test checks)."""
+    monkeypatch.setattr(dedupe_module, "_survivor_of_members", _observed_survivor_of_members)
     pairs = [AltPair(key=f"k{i:05d}", page_url=f"http://s/p{(i * 7919) % 25_000:05d}",
                      image_url="http://cdn/logo.png" + ("#x" if i % 2 else ""), caption="logo", position=i % 3)
              for i in range(25_000)]
@@ -226,7 +226,7 @@ def test_dedupe_urls_spreads_a_hot_url_over_many_keys(monkeypatch):
     assert counter(result, "dedupe.url") == 24_999
     metrics = result.metrics().query()
     hot_groups = sum(c.committed for c in metrics["counters"] if c.key.metric.name == "hot_key_groups")
-    sizes = [d.committed for d in metrics["distributions"] if d.key.metric.name == "records_per_group"][0]
+    sizes = [d.committed for d in metrics["distributions"] if d.key.metric.name == "members_per_group"][0]
     assert hot_groups == 25
     assert sizes.sum == 25_001
-    assert sizes.max <= 1_300, f"largest group of the join: {sizes.max} records"
+    assert sizes.max <= 1_300, f"largest group of the join: {sizes.max} members"
