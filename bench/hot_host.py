@@ -63,7 +63,7 @@ from http.server import ThreadingHTTPServer
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import WORK, _Handler, run_measured, url_jpeg
+from bench.common import WORK, FileServer, _Handler, run_measured, url_jpeg
 
 log = logging.getLogger("bench.hot_host")
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +99,7 @@ class _SlowHandler(_Handler):
                 server.active -= 1
 
 
-class SlowHost:
+class SlowHost(FileServer):
     """The one hot host: every image 200 ms late; records concurrency and request arrivals."""
 
     def __init__(self):
@@ -115,14 +115,6 @@ class SlowHost:
     def reset(self):
         with self.server.lock:
             self.server.starts, self.server.active, self.server.peak = [], 0, 0
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def curate_cmd(url_list: str, output: str, urls_per_key: int, interval: float, beam_args: list[str]) -> list[str]:

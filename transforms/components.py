@@ -129,11 +129,9 @@ def _small_star(b, stats, smaller, salt):
         yield label, b
 
 
-def _label_to_hi_end(a, stats, larger, _salt):
-    """Node a's edges (a, b) -> (b, m(a)): the second join compares it with m(b)."""
-    label = stats[0] if stats else a
-    for b in sorted(set(larger)):
-        yield b, label
+# The convergence check's first half is large-star's step itself: node a's edges (a, b) -> (b, m(a)),
+# which the second join then compares with m(b).
+_label_to_hi_end = _large_star
 
 
 def _unfinished(b, stats, lo_labels, _salt):
