@@ -34,17 +34,20 @@ decodes a GroupByKey's input into Python objects, and the images crossed three s
 
 Measured 2026-12-02 with this input (2 CPU cores shared with ~5 other jobs, so times are
 noisy; FnApiRunner, one process; peak RSS sampled every 0.1 s; each size its own run of
-this script): every stage saw every pair (kept = pairs - the planned caption.filename
-rejections; no dedupe drop, no fetch error):
+this script, so the ratios below are computed by hand): every stage saw every pair (kept =
+pairs - the planned caption.filename rejections; no dedupe drop, no fetch error):
   2k pairs 133 s, peak 1304 MB;  10k 447 s, 1368 MB;  20k 757 s, 1451 MB;  50k 790 s, 2109 MB
-  ratio 20k / 2k 1.11;  50k / 10k 1.54: MISSED (100k not run: ~30 min; linear it would be ~3 GB, ~2.2x)
-Growth 10k -> 50k: ~18.5 KB per pair. Where (RSS beside py-spy stacks every 1-5 s): fetch runs
-flat at ~1190 MB whatever N; DedupeNear's GroupBands holds 90 band entries per image (30
-rounds x 3 bands), with the key as a Python str in each: 4.3 KB per image pickled, 9.2 KB
-decoded as the FnApiRunner's GroupingBuffer holds it (4.1 KB with the keys as one fixed-width
-numpy array per part instead: measured on 10k random signatures); then the writers, where the peak is: the
-kept ScoredImages (1.1 KB encoded, 2.0 KB decoded each) are held whole by the Count side
-input and the GroupByFile of WriteShards, and again by WriteEmbeddings' own grouping.
+  100k: > 30 min; RSS already 2844 MB in DedupeNear (a 5-s sample, so the peak is higher)
+  ratio 20k / 2k 1.11;  50k / 10k 1.54;  100k / 10k >= 2.08: MISSED
+Where it grows (RSS beside py-spy stacks every 5 s): fetch is flat (1100 MB at 10k, 1190 at
+50k, 1245 at 100k); DedupeNear then jumps (100k: 1245 -> 2844 MB while GroupBands' groups are
+verified, transforms/lsh.py bucket_group_edges) and the memory stays with the process (2100 MB
+through ScoreClip). GroupBands holds 90 band entries per image (30 rounds x 3 bands), each part
+carrying the keys as a list of Python str: 4.3 KB per image pickled, 9.2 KB decoded as the
+FnApiRunner's GroupingBuffer holds it (4.1 KB with the keys as one fixed-width numpy array per
+part instead: measured on 10k random signatures). At 50k the highest 5-s samples were in the
+writers (1690 MB): the kept ScoredImages (1.1 KB encoded, 2.0 KB decoded each) are held whole
+by the Count side input and the GroupByFile of WriteShards, and again by WriteEmbeddings'.
 """
 
 from __future__ import annotations
