@@ -47,6 +47,9 @@ def run_demo(output_dir: str, train_steps: int = 200, batch_size: int = 64) -> d
                        shards=(os.path.join(curated, "shards"),), steps=train_steps,
                        batch_size=batch_size, lr=1e-3, warmup_steps=min(50, train_steps // 5),
                        output=train_out, save_every=0, log_every=max(1, train_steps // 10))
+    from trainer.threads import set_torch_threads
+
+    set_torch_threads()  # sampled now, after the curation: the cores other work leaves free
     result = train(tcfg)
     total_s = time.monotonic() - start
     lines = [

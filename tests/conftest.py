@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# Training threads as torch's default (one per usable core), not sampled from the load
+# (trainer/threads.py): a test that compares two runs must not see two thread counts.
+os.environ.setdefault("WIT_TORCH_THREADS", str(len(os.sched_getaffinity(0))))
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -116,6 +116,10 @@ def run_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"wit train: {e}", file=sys.stderr)
         return 2
+    if "WORLD_SIZE" not in os.environ and not str(cfg.device).startswith("cuda"):
+        from trainer.threads import set_torch_threads
+
+        set_torch_threads()  # the free cores, not one thread per core whatever else runs
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun the main rank reports
