@@ -261,11 +261,6 @@ class HttpClient:
                                           f"fetch.max_host_delay_s {self.settings.max_host_delay_s:g} s "
                                           "(this worker's sleeps overshoot the start window)", final=True)
 
-    def next_slot(self, url: str) -> float:
-        """When (monotonic) the next request to this URL's host may start."""
-        with self._lock:
-            return self._next_slot.get(_host_key(url), 0.0)
-
     def _defer_host(self, url: str, seconds: float) -> None:
         """A Retry-After: no request to this host starts before ``seconds`` from now."""
         host = _host_key(url)
