@@ -117,6 +117,7 @@ class ResizeConfig:
     max_pixels: int = 89_478_485  # Pillow's decompression-bomb limit
     resample: str = "bicubic"  # downscale filter after the JPEG draft decode (RESAMPLE_FILTERS)
     processes: int = 0  # decode/resize/encode in this many worker processes per fetch worker (0: in its threads)
+    svg: bool = False  # rasterise SVG images (transforms/imaging.py); false: SVG responses are not downloaded
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,17 @@ class OutputConfig:
     checkpoint_every: int = 500  # records per checkpoint file
     keep_fetched: bool = False  # keep OUT/_work/fetched after success, for wit curate --incremental
     spill_images: bool = True  # resized bytes wait in OUT/_work/images, records carry references (memory)
+    reject_thumbnails: bool = True  # a small JPEG of every pair dropped after download, for the report
+    reject_thumbnail_size: int = 96  # longest side of those thumbnails, in pixels
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    enabled: bool = False  # MetaCLIP-style balancing over metadata entries (transforms/balance.py)
+    metadata: str = ""  # entries file (one per line, or a JSON list); "" = the bundled default
+    t: int = 20000  # per-entry cap: a pair is kept with probability 1 - prod(1 - min(1, t / count_e))
+    t_by_language: tuple = ()  # "lang=t" entries overriding t for captions of that language
+    before_fetch: bool = True  # balance before any image is downloaded
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,7 @@ class CurateConfig:
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     license: LicenseConfig = field(default_factory=LicenseConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict:

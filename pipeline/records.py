@@ -62,6 +62,10 @@ class DropReason(str, enum.Enum):
     CAPTION_LANGUAGE = "caption.language"  # confidently identified as a language not configured
     CAPTION_BOILERPLATE = "caption.boilerplate"  # the same alt on more than N distinct images of a site
     CAPTION_INTERNAL = "caption.internal_error"  # a caption rule raised on one pair (filters/base.py)
+    # metadata balancing (transforms/balance.py, MetaCLIP)
+    BALANCE_NO_MATCH = "balance.no_match"  # the caption matches no metadata entry
+    BALANCE_DOWNSAMPLED = "balance.downsampled"  # all its entries are over t and the draw said drop
+    BALANCE_INTERNAL = "balance.internal_error"
     # url dedupe
     DEDUPE_URL = "dedupe.url"
     DEDUPE_URL_CAPTION = "dedupe.url_caption"  # the same (image URL, caption) pair again
@@ -200,6 +204,7 @@ class AltPair:
     # SPDX-style licence id the page declares for the image (transforms/license.py): "cc-by-4.0",
     # "other", "unknown"; "" = not captured (URL lists, WAT), which means unknown too
     license: str = ""
+    uid: str = ""  # an input row's own id (DataComp's 32-hex uid); "" = none given
 
 
 @record
@@ -245,6 +250,7 @@ class ResizedImage:
     phash: str = ""  # 64-bit DCT perceptual hash, 16 hex digits (transforms/hashing.py); "" = not hashed
     colour_sig: str = ""  # mean YCbCr of the 4 quarters, 24 hex digits (transforms/hashing.py); not written
     blob: Optional[BlobRef] = None  # set when ``data`` was spilled to a file
+    exif: str = ""  # the original's EXIF as img2dataset writes it (JSON object text); "" = none
 
 
 @record
