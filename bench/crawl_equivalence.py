@@ -180,9 +180,10 @@ class _Served:
 
 
 def _fetch_pages(cfg, settings):
-    from transforms.crawl import FetchPages
+    from pipeline.specs import crawl_spec
+    from transforms.crawl_frontier import FetchPages
 
-    return FetchPages(cfg.crawl, settings, cfg.fetch)
+    return FetchPages(crawl_spec(cfg), settings)
 
 
 def _sha1(html: bytes, netlocs: tuple) -> str:
@@ -205,8 +206,8 @@ def crawl_once(web: str, overrides: list, beam_args: list) -> dict:
     from pipeline.config import load_config
     from pipeline.metrics import NAMESPACE
     from pipeline.runners import make_options, make_runner
-    from transforms.extract_alt_text import ExtractAltText, extract_spec
-    from transforms.fetch import client_settings
+    from pipeline.specs import client_settings, extract_spec
+    from transforms.extract_alt_text import ExtractAltText
 
     cfg = load_config(overrides=["fetch.allow_private_networks=true", "fetch.retries=0", *overrides])
     work = os.path.join(SAVED, "_run")
@@ -215,10 +216,10 @@ def crawl_once(web: str, overrides: list, beam_args: list) -> dict:
     with _Served(web) as served:
         options = make_options(beam_args)
         p = beam.Pipeline(runner=make_runner(options), options=options)
-        settings = client_settings(cfg.fetch, pool_size=cfg.crawl.concurrency)
+        settings = client_settings(cfg, pool_size=cfg.crawl.concurrency)
         netlocs = (served.base.encode(), served.alias.encode())
         pages, failures = p | "Seeds" >> beam.Create(served.seeds) | "FetchPages" >> _fetch_pages(cfg, settings)
-        pairs, rejected = pages | "ExtractAltText" >> ExtractAltText(extract_spec(cfg.extract, cfg.resize.image_size))
+        pairs, rejected = pages | "ExtractAltText" >> ExtractAltText(extract_spec(cfg))
         events = (
             pages | "PageRow" >> beam.Map(lambda pg: _rows([pg.url, pg.depth, _sha1(pg.html, netlocs),
                                                            pg.content_type, pg.status], "page")),

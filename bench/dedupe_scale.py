@@ -39,8 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import apache_beam as beam  # noqa: E402
 
 from filters.dedupe_policy import SurvivorPolicy  # noqa: E402
-from pipeline.build import lsh_spec  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.specs import lsh_spec  # noqa: E402
 from pipeline.metrics import NAMESPACE, Counter  # noqa: E402
 from pipeline.records import AltPair, ResizedImage  # noqa: E402
 from pipeline.runners import make_options, make_runner  # noqa: E402

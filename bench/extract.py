@@ -107,10 +107,10 @@ def best_seconds(fns, rounds: int) -> list[float]:
 
 def speed(pages, rounds: int) -> dict:
     from pipeline.config import load_config
-    from transforms.extract_alt_text import extract_spec
+    from pipeline.specs import extract_spec
 
     cfg = load_config()
-    spec = extract_spec(cfg.extract, cfg.resize.image_size)
+    spec = extract_spec(cfg)
     mb = sum(len(d) for _, d in pages) / 1e6
     raw_lxml(pages), ours(pages, spec)  # warm caches, imports
     raw_s, ours_s = best_seconds([functools.partial(raw_lxml, pages), functools.partial(ours, pages, spec)], rounds)
@@ -171,9 +171,9 @@ def pipeline_crawl(root: str, work: str) -> dict:
 
     from pipeline.config import load_config
     from pipeline.runners import make_runner
-    from transforms.crawl import FetchPages
-    from transforms.extract_alt_text import ExtractAltText, extract_spec
-    from transforms.fetch import client_settings
+    from pipeline.specs import client_settings, crawl_spec, extract_spec
+    from transforms.crawl_frontier import FetchPages
+    from transforms.extract_alt_text import ExtractAltText
 
     # max_depth 3: the index links every page of the manual (depth 1), deeper levels are empty;
     # each level is stages of the graph (transforms/crawl_frontier.py), so 100 would cost minutes
@@ -188,11 +188,9 @@ def pipeline_crawl(root: str, work: str) -> dict:
         options = PipelineOptions([])
         with beam.Pipeline(runner=make_runner(options), options=options) as p:
             pages, failures = (p | "Seed" >> beam.Create([base + "en/index.html"])
-                               | "FetchPages" >> FetchPages(cfg.crawl, client_settings(cfg.fetch,
-                                                                                      pool_size=cfg.crawl.concurrency),
-                                                            cfg.fetch))
-            pairs, rejected = pages | "ExtractAltText" >> ExtractAltText(extract_spec(cfg.extract,
-                                                                                       cfg.resize.image_size))
+                               | "FetchPages" >> FetchPages(crawl_spec(cfg),
+                                                            client_settings(cfg, pool_size=cfg.crawl.concurrency)))
+            pairs, rejected = pages | "ExtractAltText" >> ExtractAltText(extract_spec(cfg))
             events = (pages | "PageEvent" >> beam.Map(lambda pg: ("page", pg.url.removeprefix(base))),
                       failures | "FailEvent" >> beam.Map(lambda f: ("failure", f"{f.reason.value} {f.url.removeprefix(base)}")),
                       pairs | "PairEvent" >> beam.Map(lambda r: ("pair_alt" if r.caption else "pair_no_alt", "")),

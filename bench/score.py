@@ -20,6 +20,7 @@ tokenize, image tower, text tower) measured phase by phase on the same batches.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import random
@@ -34,7 +35,10 @@ from bench.common import photo_like  # noqa: E402
 from pipeline.records import AltPair, ResizedImage, make_key  # noqa: E402
 from transforms.imaging import ResizeSpec, resize_image  # noqa: E402
 from transforms.clip_handler import OpenClipHandler  # noqa: E402
-from transforms.score import ScoreClip, ScorerSpec, encode_pixels, preprocess_batch  # noqa: E402
+from pipeline.config import CurateConfig  # noqa: E402
+from pipeline.specs import scorer_spec  # noqa: E402
+from transforms.clip_model import encode_pixels, preprocess_batch  # noqa: E402
+from transforms.score import ScoreClip  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
@@ -155,7 +159,8 @@ def run_model(name: str, n: int, batch: int, device: str, beam_too: bool, repeat
     import torch
 
     model, weights = MODELS[name]
-    spec = ScorerSpec(model, weights, batch_size=batch, device=device)
+    spec = dataclasses.replace(scorer_spec(CurateConfig()), model=model, pretrained=weights, batch_size=batch,
+                               device=device)
     handler = OpenClipHandler(spec)
     t = time.perf_counter()
     scorer = handler.load_model()

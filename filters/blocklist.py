@@ -132,8 +132,3 @@ def blocklist_stats(spec: BlocklistSpec) -> dict:
         return {}
     return {"entries": load_blocklists(spec).sizes(), "phash_radius": spec.phash_radius}
 
-
-def blocklist_spec(cfg) -> BlocklistSpec:
-    """BlocklistSpec from the ``blocklist`` config section."""
-    return BlocklistSpec(tuple(cfg.domains), tuple(cfg.url_prefixes), tuple(cfg.urls), tuple(cfg.sha256),
-                         tuple(cfg.phash), cfg.phash_radius)

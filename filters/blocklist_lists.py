@@ -20,14 +20,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.url_canonical import canonical_host
+from transforms.url_canonical import canonical_url as _canonical
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class BlocklistError(ValueError):
@@ -38,12 +40,12 @@ class BlocklistError(ValueError):
 class BlocklistSpec:
     """List files by kind (each a sequence of paths or globs-free URIs) and the pHash radius."""
 
-    domains: Sequence[str] = ()
-    url_prefixes: Sequence[str] = ()
-    urls: Sequence[str] = ()
-    sha256: Sequence[str] = ()
-    phash: Sequence[str] = ()
-    phash_radius: int = 4
+    domains: Sequence[str]
+    url_prefixes: Sequence[str]
+    urls: Sequence[str]
+    sha256: Sequence[str]
+    phash: Sequence[str]
+    phash_radius: int  # pipeline/specs.py: ``blocklist_spec``, from the ``blocklist`` section
 
     @property
     def before_download(self) -> bool:
@@ -71,34 +73,28 @@ class Blocklists:
 
 
 def normalise_host(host: str) -> str:
-    """Lower case, no trailing dot, IDNA (punycode) for non-ASCII names; ``""`` if not a host name."""
-    host = (host or "").strip().lower().rstrip(".")
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return ""
+    """The host as the one URL canonicaliser writes it (transforms/url_canonical.py: lower case,
+    IDNA, no trailing dot, IPv6 compressed without brackets); ``""`` if not a host name."""
+    host = (host or "").strip().strip("[]")
+    if not host:
+        return ""
+    host = canonical_host(host)
     if ":" in host or re.fullmatch(r"[0-9.]+", host):
-        return host.strip("[]")  # IP literals match as written (IPv6 without brackets, as urlsplit gives)
-    return host if host and all(_LABEL.match(label) for label in host.split(".")) else ""
+        return host  # an IP literal
+    return host if host.isascii() and all(_LABEL.match(label) for label in host.split(".")) else ""
 
 
 def canonical_url(url: str) -> str:
-    """Scheme and host lower-cased, default port and fragment dropped; ``""`` if not http(s)."""
+    """The one canonical form (transforms/url_canonical.py: the crawl and URL dedupe use it too);
+    ``""`` if not an http(s) URL with a valid host and port."""
     try:
         parts = urlsplit((url or "").strip())
-        port = parts.port
+        parts.port  # noqa: B018 -- raises on a port that is not a number in 0-65535
     except ValueError:
         return ""
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not normalise_host(parts.hostname or ""):
         return ""
-    host = normalise_host(parts.hostname)
-    if not host:
-        return ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[parts.scheme.lower()]) else f"{host}:{port}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+    return _canonical(url)
 
 
 def host_of(url: str) -> str:

@@ -1,8 +1,8 @@
 """DropBoilerplate: alt text a site repeats on many different images is template, not description.
 
 Input: ``AltPair`` (after CaptionRules). Output: ``(kept, rejected)`` — every
-pair whose (site, normalised caption) names more than ``max_images`` distinct
-image URLs is dropped with ``caption.boilerplate`` ("Read more", "Product
+pair whose (site, normalised caption with its digits folded) names more than ``max_images``
+distinct image URLs is dropped with ``caption.boilerplate`` ("Read more", "Product
 image", a shop's name on every thumbnail), all of them: no copy of template
 text is a caption. The site is the page's host; pairs without a page (URL
 lists) have no site and pass through. One image repeated on every page (a
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import apache_beam as beam
 
-from filters.caption_rules import normalise_caption
+from filters.caption_rules import boilerplate_form
 from pipeline import metrics
 from pipeline.records import AltPair, DropReason, Rejection
 
@@ -36,9 +36,11 @@ _COUNT_CAP = 100_000  # distinct URLs counted exactly per group, for the detail;
 
 
 def boilerplate_key(pair: AltPair) -> Optional[tuple[str, str]]:
-    """(site host, normalised caption), or None for pairs without a page or a caption."""
+    """(site host, caption in ``boilerplate_form``: normalised, digits folded), or None for pairs
+    without a page or a caption. Folding the digits makes "photo No. 1" ... "photo No. 850" one
+    template, which an exact match never sees twice."""
     site = urlsplit(pair.page_url).netloc.lower() if pair.page_url else ""
-    caption = normalise_caption(pair.caption)
+    caption = boilerplate_form(pair.caption)
     return (site, caption) if site and caption else None
 
 

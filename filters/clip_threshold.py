@@ -46,8 +46,10 @@ class ClipThresholdRule:
 
 @dataclass(frozen=True)
 class ThresholdSpec:
-    min_score: float = 0.28
-    keep_fraction: float = 0.0  # > 0: keep the top fraction instead of min_score
+    """pipeline/specs.py: ``threshold_spec``, from ``score.min_score`` / ``score.keep_fraction``."""
+
+    min_score: float
+    keep_fraction: float  # > 0: keep the top fraction instead of min_score
 
 
 def threshold_from_quantiles(quantiles: Sequence[float], keep_fraction: float) -> Optional[float]:

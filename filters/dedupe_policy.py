@@ -20,9 +20,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from pipeline.config import SURVIVOR_POLICIES
 from pipeline.records import ScoredImage
 
+# dedupe.near_policy's values (pipeline/config.py validates the knob against them).
+SURVIVOR_POLICIES = ("largest", "first_by_key", "best_caption", "best_clip_score")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
@@ -44,7 +45,7 @@ def _tie_break(record) -> tuple:
 class SurvivorPolicy:
     """Callable: record -> rank tuple (smaller survives)."""
 
-    name: str = "largest"
+    name: str  # dedupe.near_policy (pipeline/specs.py: survivor_policy)
 
     def __post_init__(self):
         if self.name not in SURVIVOR_POLICIES:

@@ -11,11 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from filters.base import Verdict
-from pipeline.config import ImageRulesConfig
 from pipeline.records import DropReason, ResizedImage
 
 
-def image_verdict(width: int, height: int, cfg: ImageRulesConfig) -> Verdict:
+@dataclass(frozen=True)
+class ImageRulesSpec:
+    """What ImageRules needs (pipeline/specs.py makes it from the ``image`` section)."""
+
+    min_side: int  # the original's shorter side below this: image.too_small
+    max_aspect: float  # long / short side above this: image.bad_aspect
+
+
+def image_verdict(width: int, height: int, cfg: ImageRulesSpec) -> Verdict:
     short, long = min(width, height), max(width, height)
     if short < cfg.min_side:
         return DropReason.IMAGE_TOO_SMALL, f"{width}x{height} < {cfg.min_side}px"
@@ -26,12 +33,12 @@ def image_verdict(width: int, height: int, cfg: ImageRulesConfig) -> Verdict:
 
 @dataclass(frozen=True)
 class ImageSizeRule:
-    cfg: ImageRulesConfig
+    cfg: ImageRulesSpec
     name: str = "image_size"
 
     def check(self, image: ResizedImage) -> Verdict:
         return image_verdict(image.original_width, image.original_height, self.cfg)
 
 
-def image_rules(cfg: ImageRulesConfig) -> list:
+def image_rules(cfg: ImageRulesSpec) -> list:
     return [ImageSizeRule(cfg)]

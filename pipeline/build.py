@@ -7,7 +7,7 @@ pipeline graph that writes the output contract (see pipeline/shard_format.py).
     WARCs -> ReadWarc pages ┘                  │
              ReadWarc WAT pairs ───────────────┤
     URL lists -> ReadUrlList ──────────────────┴-> [ApplyBlocklists] -> CaptionRules [-> LicenseRules] -> DropBoilerplate
-          -> DedupeUrls (or DedupeUrlCaptions)
+          -> DedupeUrls (or DedupeUrlCaptions) [-> BalanceByMetadata (balance.enabled; or after DedupeNear)]
           [-> UseArchivedImages: pairs whose image the WARC holds -> ResizeImages]
           -> FetchImages (download + ResizeImages, one thread each; bytes spilled to OUT/_work/images)
           -> ImageRules -> HashImages
@@ -44,38 +44,39 @@ from typing import Optional, Sequence
 import apache_beam as beam
 
 from filters.base import ApplyRules
-from filters.blocklist import ApplyBlocklists, BlockImageHashes, blocklist_spec, blocklist_stats
+from filters.blocklist import ApplyBlocklists, BlockImageHashes, blocklist_stats
 from filters.boilerplate import DropBoilerplate
 from filters.caption_rules import caption_rules
-from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, ThresholdSpec
+from filters.short_caption import short_caption_rules
+from filters.clip_threshold import ClipThreshold, ComputeClipThreshold
 from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
-from filters.license_rules import CountLicenses, license_rules
+from filters.license_rules import license_rules
 from filters.safety import safety_rules
 from pipeline.config import CurateConfig
+from pipeline.outputs import STAGES, stats_extra, to_events, write_outputs  # noqa: F401  (STAGES: the funnel order)
+from pipeline.specs import (balance_spec, blocklist_spec, caption_spec, client_settings, crawl_spec, extract_spec, image_spec, license_allow,
+                            lsh_spec, resize_spec, safety_spec, safety_thresholds, scorer_spec, semantic_spec,
+                            survivor_policy, threshold_spec, warc_limits)
+from transforms.balance import BalanceByMetadata
 from transforms.checkpoint import Checkpointed, work_dir
-from transforms.crawl import FetchPages
+from transforms.crawl_frontier import FetchPages
 from transforms.dedupe import DedupeImages, DedupeNear, DedupeUrlCaptions, DedupeUrls
 from transforms.embeddings import WriteEmbeddings
 from transforms.hashing import HashImages
 from transforms.image_store import IMAGES, SpillImages
-from transforms.lsh import LshSpec
-from transforms.opt_out import SummariseOptOut
-from transforms.extract_alt_text import ExtractAltText, extract_spec
-from transforms.fetch import FetchImages, client_settings
-from transforms.resize import ResizeImages, resize_spec
-from transforms.safety_tags import MakeTagger, TagSafety, safety_spec, safety_stats, tag_thresholds
-from transforms.score import ScoreClip, SkipScoring, scorer_spec
-from transforms.semantic_dedupe import SemanticDedupe, SemanticSpec
+from transforms.extract_alt_text import ExtractAltText
+from transforms.fetch import FetchImages
+from transforms.resize import ResizeImages
+from transforms.safety_tags import MakeTagger, TagSafety, safety_stats
+from transforms.score import ScoreClip, SkipScoring
+from transforms.semantic_dedupe import SemanticDedupe
 from transforms.sources import ReadSeeds
 from transforms.url_list import ReadUrlList
-from transforms.warc import ReadWarc, UseArchivedImages, warc_limits
-from transforms.write_shards import WriteRejections, WriteShards
-from transforms.write_stats import SampleInternalErrors, WriteStats
+from transforms.warc import ReadWarc, UseArchivedImages
 
-# Stage labels in flow order: Beam step names (shown on Dataflow) and funnel rows.
-STAGES = ("ExtractAltText", "ApplyBlocklists", "CaptionRules", "LicenseRules", "DropBoilerplate", "DedupeUrlCaptions", "DedupeUrls", "FetchImages", "ResizeImages",
-          "ImageRules", "BlockImageHashes", "DedupeImages", "DedupeNear", "SafetyFilter", "ClipThreshold", "SemanticDedupe")
+# Stage labels in flow order (Beam step names, funnel rows): STAGES in pipeline/outputs.py; a new
+# stage that drops adds its label there. build.py wires; outputs.py writes; specs.py adapts the config.
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,16 @@ def _flatten(p: beam.Pipeline, pcolls: list, label: str):
 def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Sources:
     """Pages (crawled, archived) through ExtractAltText, plus listed and WAT pairs, from every input."""
     pages, failures, sources, unusable, values, archived = [], [], [], [], [], None
-    spec = extract_spec(cfg.extract, cfg.resize.image_size, cfg.fetch)
+    spec = extract_spec(cfg)
     if inputs.crawls:
         seeds, seed_failures = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls, with_failures=True)
         failures.append(seed_failures)
-        page_client = client_settings(cfg.fetch)  # a worker fetches up to fetch.concurrency pages over many hosts
-        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(cfg.crawl, page_client, cfg.fetch)
+        page_client = client_settings(cfg)  # a worker fetches up to fetch.concurrency pages over many hosts
+        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(crawl_spec(cfg), page_client)
         pages.append(crawled)
         failures.append(crawl_failures)
     if inputs.warc:
-        warc = p | "ReadWarc" >> ReadWarc(inputs.warc, warc_limits(cfg.crawl, cfg.fetch), spec)
+        warc = p | "ReadWarc" >> ReadWarc(inputs.warc, warc_limits(cfg), spec)
         pages.append(warc["pages"])
         failures.append(warc["failures"])
         sources.append(warc["pairs"])
@@ -147,7 +148,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
 
 def _apply_blocklists(extracted, cfg: CurateConfig, rejected: dict):
     """ApplyBlocklists (domains, URL prefixes, URLs) before anything is downloaded."""
-    lists = blocklist_spec(cfg.blocklist)
+    lists = blocklist_spec(cfg)
     if not lists.before_download:
         return extracted
     pairs, rejected["ApplyBlocklists"] = extracted | "ApplyBlocklists" >> ApplyBlocklists(lists)
@@ -157,9 +158,9 @@ def _apply_blocklists(extracted, cfg: CurateConfig, rejected: dict):
 def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
     """CaptionRules, [LicenseRules (license.allow)], then DropBoilerplate (it needs a count over
     all pairs of a site)."""
-    pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(cfg.caption))
+    pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(caption_spec(cfg)))
     if cfg.license.allow:
-        pairs, rejected["LicenseRules"] = pairs | "LicenseRules" >> ApplyRules(license_rules(cfg.license.allow))
+        pairs, rejected["LicenseRules"] = pairs | "LicenseRules" >> ApplyRules(license_rules(license_allow(cfg)))
     if cfg.caption.boilerplate_max_images:
         pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(
             cfg.caption.boilerplate_max_images)
@@ -169,8 +170,8 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
 def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> beam.PTransform:
     """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
-    fetch = FetchImages(client_settings(cfg.fetch), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
-                        resize=resize_spec(cfg.resize), processes=cfg.resize.processes,
+    fetch = FetchImages(client_settings(cfg), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
+                        resize=resize_spec(cfg), processes=cfg.resize.processes,
                         spill_dir=spill_dir(cfg, output_dir), urls_per_key=cfg.fetch.urls_per_key)
     if not cfg.output.checkpoint:
         return fetch
@@ -184,7 +185,7 @@ def spill_dir(cfg: CurateConfig, output_dir: str) -> Optional[str]:
 
 def score_stage(cfg: CurateConfig, score_handler=None) -> beam.PTransform:
     """ScoreClip, with score.accelerator as a Beam resource hint (GPU workers for this step only)."""
-    score = ScoreClip(scorer_spec(cfg.score), score_handler)
+    score = ScoreClip(scorer_spec(cfg), score_handler)
     return score.with_resource_hints(accelerator=cfg.score.accelerator) if cfg.score.accelerator else score
 
 
@@ -206,7 +207,7 @@ def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: li
         lambda rej, _n: int(rej.reason.startswith("image.")), 2)
     if from_archive is not None:
         rejected["FetchImages"] = (rejected["FetchImages"], refused) | "AllFetchRejects" >> beam.Flatten()
-        unarchived, archive_rejects = from_archive | "ResizeArchivedImages" >> ResizeImages(resize_spec(cfg.resize))
+        unarchived, archive_rejects = from_archive | "ResizeArchivedImages" >> ResizeImages(resize_spec(cfg))
         if spilled:
             unarchived = unarchived | "SpillArchivedImages" >> SpillImages(spilled)
         images = (images, unarchived) | "AllImages" >> beam.Flatten()
@@ -218,28 +219,10 @@ def _fetch_images(pairs, archived, cfg: CurateConfig, rejected: dict, values: li
     return images
 
 
-def _events(pcoll, label: str, make):
-    return pcoll | label >> beam.Map(make)
-
-
-def lsh_spec(cfg: CurateConfig) -> LshSpec:
-    d = cfg.dedupe
-    return LshSpec(d.near_threshold, d.near_rounds, d.near_bands, d.near_colour_delta)
-
-
-def semantic_spec(cfg: CurateConfig) -> SemanticSpec:
-    d = cfg.dedupe
-    return SemanticSpec(d.semantic_eps, d.semantic_clusters, d.semantic_sample)
-
-
-def threshold_spec(cfg: CurateConfig) -> ThresholdSpec:
-    return ThresholdSpec(cfg.score.min_score, cfg.score.keep_fraction)
-
-
 def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPolicy):
     """HashImages, exact and (unless it needs scores) near-duplicate dedupe."""
-    images = images | "HashImages" >> HashImages(resize_spec(cfg.resize))
-    lists = blocklist_spec(cfg.blocklist)
+    images = images | "HashImages" >> HashImages(resize_spec(cfg))
+    lists = blocklist_spec(cfg)
     if lists.before_download or lists.after_download:  # hashes, and URL lists again after redirects
         images, rejected["BlockImageHashes"] = images | "BlockImageHashes" >> BlockImageHashes(lists)
     if cfg.dedupe.image_exact:
@@ -252,10 +235,10 @@ def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPo
 
 def _tag_safety(scored, cfg: CurateConfig, rejected: dict):
     """TagSafety from the stored image embeddings (prompts encoded once) [-> SafetyFilter]."""
-    spec = safety_spec(cfg.safety)
-    scored = scored | "TagSafety" >> TagSafety(scored.pipeline | "MakeTagger" >> MakeTagger(spec, scorer_spec(cfg.score)))
+    tagger = scored.pipeline | "MakeTagger" >> MakeTagger(safety_spec(cfg), scorer_spec(cfg))
+    scored = scored | "TagSafety" >> TagSafety(tagger)
     if cfg.safety.filter:
-        scored, rejected["SafetyFilter"] = scored | "SafetyFilter" >> ApplyRules(safety_rules(tag_thresholds(spec)))
+        scored, rejected["SafetyFilter"] = scored | "SafetyFilter" >> ApplyRules(safety_rules(safety_thresholds(cfg)))
     return scored
 
 
@@ -275,61 +258,6 @@ def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: Surv
     return kept, threshold
 
 
-def stats_extra(cfg: CurateConfig, stages) -> dict:
-    """stats.json fields known before the run (the CLIP threshold may be replaced by the one used)."""
-    d = cfg.dedupe
-    return {
-        "stages": [s for s in STAGES if s in stages],
-        "thresholds": {"clip_min_score": cfg.score.min_score if cfg.score.enabled else None,
-                       "clip_keep_fraction": cfg.score.keep_fraction or None,
-                       "caption_min_words": cfg.caption.min_words,
-                       "caption_min_chars": cfg.caption.min_chars,
-                       "caption_boilerplate_max_images": cfg.caption.boilerplate_max_images or None,
-                       "caption_languages": list(cfg.caption.languages) or None,
-                       "caption_language_min_confidence": (cfg.caption.language_min_confidence
-                                                           if cfg.caption.languages else None),
-                       "image_min_side": cfg.image.min_side,
-                       "image_max_aspect": cfg.image.max_aspect,
-                       "near_hamming": d.near_threshold if d.near else None,
-                       "near_colour_delta": d.near_colour_delta if d.near else None,
-                       "semantic_min_cosine": round(1.0 - d.semantic_eps, 6) if d.semantic else None},
-        "dedupe": {"near_policy": d.near_policy if (d.near or d.semantic) else None},
-        "license": {"allow": list(cfg.license.allow) or None},  # "kept", the mix, comes from CountLicenses
-        "scorer": f"{cfg.score.model}/{cfg.score.pretrained}" if cfg.score.enabled else None,
-        "config_hash": cfg.config_hash(),
-    }
-
-
-def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: CurateConfig,
-                  extra: dict, threshold=None, values=(), carried=None, page_failures=None) -> None:
-    """WriteShards, WriteRejections and WriteStats (with the threshold used, when one was computed).
-
-    ``values``: PCollections of (section, name, value) for stats.json. ``carried``:
-    ``(rejections, {reason: stage label})`` made by an earlier run (``wit refilter``).
-    """
-    kept | "WriteShards" >> WriteShards(output_dir, cfg.output.samples_per_shard)
-    sources = list(rejected.values())
-    events = list(events) + [_events(kept, "KeptEvents", lambda _: ("kept",))]
-    for stage, rej in rejected.items():
-        events.append(_events(rej, f"DropEvents{stage}", lambda r, s=stage: ("drop", s, r.reason)))
-    if carried is not None:
-        old, labels = carried
-        sources.append(old)
-        events.append(_events(old, "CarriedDropEvents", lambda r: ("drop", labels.get(r.reason, r.stage), r.reason)))
-    all_rejected = tuple(sources) | "AllRejections" >> beam.Flatten()
-    all_rejected | "WriteRejections" >> WriteRejections(output_dir, cfg.output.rejections_per_file)
-    values = list(values) + [all_rejected | "OptOutSummary" >> SummariseOptOut(),
-                             kept | "LicenseMix" >> CountLicenses()]
-    # stats.json internal_errors samples: the pairs and pages that met a bug (pipeline/faults.py)
-    failed = (all_rejected,) if page_failures is None else (all_rejected, page_failures)
-    values.append(failed | "AllFailed" >> beam.Flatten() | "InternalErrorSamples" >> SampleInternalErrors())
-    if threshold is not None:
-        values.append(threshold | "ThresholdUsed" >> beam.Map(lambda t: ("thresholds", "clip_min_score", t)))
-    stats_values = tuple(values) | "AllStatsValues" >> beam.Flatten() if values else None
-    (tuple(events) | "AllEvents" >> beam.Flatten()
-     | "WriteStats" >> WriteStats(output_dir, extra["stages"], extra, stats_values))
-
-
 def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_dir: str,
                    score_handler=None, resume: bool = False) -> None:
     """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests);
@@ -343,11 +271,21 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         pairs, rejected["DedupeUrls"] = pairs | "DedupeUrls" >> DedupeUrls()
     elif cfg.dedupe.url_caption:
         pairs, rejected["DedupeUrlCaptions"] = pairs | "DedupeUrlCaptions" >> DedupeUrlCaptions()
+    if cfg.balance.enabled and cfg.balance.before_fetch:  # MetaCLIP balancing over unique pairs, before downloads
+        pairs, rejected["BalanceByMetadata"], balanced = pairs | "BalanceByMetadata" >> BalanceByMetadata(
+            balance_spec(cfg))
+        values.append(balanced)
     images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume),
                            spill_dir(cfg, output_dir))
-    images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(image_rules(cfg.image))
-    policy = SurvivorPolicy(cfg.dedupe.near_policy)
+    fetched = images  # every downloaded image: the thumbnails of later drops (write_outputs)
+    images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(  # + a short caption needs a picture
+        image_rules(image_spec(cfg)) + short_caption_rules(caption_spec(cfg)))
+    policy = survivor_policy(cfg)
     images = _dedupe_images(images, cfg, rejected, policy)
+    if cfg.balance.enabled and not cfg.balance.before_fetch:  # over the unique images that downloaded, unscored
+        balance = BalanceByMetadata(balance_spec(cfg))
+        images, rejected["BalanceImagesByMetadata"], balanced = images | "BalanceImagesByMetadata" >> balance
+        values.append(balanced)
     threshold = None
     if cfg.score.enabled:
         scored = images | "ScoreClip" >> score_stage(cfg, score_handler)
@@ -358,15 +296,15 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
     else:
         kept = images | "SkipScoring" >> SkipScoring()
     events = [
-        _events(src.pages, "PageOkEvents", lambda _: ("page_ok",)),
-        _events(src.page_failures, "PageFailEvents", lambda f: ("page_fail", f.reason.value)),
+        to_events(src.pages, "PageOkEvents", lambda _: ("page_ok",)),
+        to_events(src.page_failures, "PageFailEvents", lambda f: ("page_fail", f.reason.value)),
         # pairs_extracted counts what extraction emitted (both outputs), independently of the sinks.
-        _events(src.extracted, "PairEvents", lambda _: ("pairs",)),
-        _events(rejected["ExtractAltText"], "UnusablePairEvents", lambda _: ("pairs",)),
+        to_events(src.extracted, "PairEvents", lambda _: ("pairs",)),
+        to_events(rejected["ExtractAltText"], "UnusablePairEvents", lambda _: ("pairs",)),
     ]
     extra = stats_extra(cfg, rejected)
-    extra["blocklist"] = blocklist_stats(blocklist_spec(cfg.blocklist))  # reads the lists: a bad one fails now
+    extra["blocklist"] = blocklist_stats(blocklist_spec(cfg))  # reads the lists: a bad one fails now
     if cfg.safety.enabled:
-        extra["safety"] = safety_stats(safety_spec(cfg.safety), cfg.safety.filter)
+        extra["safety"] = safety_stats(safety_spec(cfg), cfg.safety.filter)
     write_outputs(kept, rejected, events, output_dir, cfg, extra, threshold, values,
-                  page_failures=src.page_failures)
+                  page_failures=src.page_failures, images=fetched)

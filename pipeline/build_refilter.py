@@ -18,12 +18,11 @@ from typing import Optional
 import apache_beam as beam
 
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold
-from filters.dedupe_policy import SurvivorPolicy
-from pipeline.build import _events, lsh_spec, semantic_spec, stats_extra, threshold_spec, write_outputs
 from pipeline.config import CurateConfig
+from pipeline.outputs import stats_extra, to_events, write_outputs
+from pipeline.specs import lsh_spec, resize_spec, semantic_spec, survivor_policy, threshold_spec
 from transforms.dedupe import DedupeNear
 from transforms.hashing import HashImages
-from transforms.resize import resize_spec
 from transforms.semantic_dedupe import SemanticDedupe
 
 
@@ -98,11 +97,11 @@ def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, outp
     samples = p | "ReadSamples" >> ReadCuratedSamples(plan.source_dir)
     old_rejections = p | "ReadSourceRejections" >> ReadCuratedRejections(plan.source_dir)
     embeddings = p | "ReadSourceEmbeddings" >> ReadCuratedEmbeddings(plan.source_dir)
-    policy = SurvivorPolicy(cfg.dedupe.near_policy)
+    policy = survivor_policy(cfg)
     rejected, values, threshold = {}, [], None
     kept = samples
     if plan.near:
-        kept = kept | "HashImages" >> HashImages(resize_spec(cfg.resize))
+        kept = kept | "HashImages" >> HashImages(resize_spec(cfg))
         kept, rejected["DedupeNear"] = kept | "DedupeNear" >> DedupeNear(
             lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
     if plan.threshold:
@@ -112,8 +111,8 @@ def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, outp
     if plan.semantic:
         kept = _with_embeddings(kept, embeddings)
         kept, rejected["SemanticDedupe"] = kept | "SemanticDedupe" >> SemanticDedupe(semantic_spec(cfg), policy)
-    events = [_events(samples, "SourceKeptPairs", lambda _: ("pairs",)),
-              _events(old_rejections, "SourceRejectedPairs", lambda _: ("pairs",))]
+    events = [to_events(samples, "SourceKeptPairs", lambda _: ("pairs",)),
+              to_events(old_rejections, "SourceRejectedPairs", lambda _: ("pairs",))]
     extra = stats_extra(cfg, set(plan.source_stats.get("stages", [])) | set(rejected))
     extra["pages"] = plan.source_stats.get("pages", {})
     for section in ("blocklist", "safety"):  # what the source run applied; its drops are carried

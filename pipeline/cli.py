@@ -166,13 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_curate(sub)
     _add_inspect(sub)
-    add_train_parser(sub)
-    add_eval_parser(sub)
+    add_train_parser(sub, HelpFormatter)
+    add_eval_parser(sub, HelpFormatter)
     _add_sample(sub)
     _add_demo(sub)
     _add_refilter(sub)
     _add_search(sub)
     _add_blocklist_hash(sub)
+    from pipeline.ab import add_ab_parser
+
+    add_ab_parser(sub, HelpFormatter)
+    from pipeline.export import add_export_parser
+
+    add_export_parser(sub, HelpFormatter)  # wit export datacomp | open-clip-config
     return parser
 
 
@@ -334,12 +340,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipeline.config import ConfigError
     from pipeline.run import CannotResume, OutputExists
     from pipeline.report import ReportInputError
-    from transforms.score import ScorerUnavailable
+    from transforms.clip_model import ScorerUnavailable
     from transforms.url_list import UrlListError
     from transforms.warc import WarcInputError
 
-    if rest and args.command not in ("curate", "refilter"):
+    if rest and args.command not in ("curate", "refilter", "ab"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.beam_args = rest
     try:
         if args.command == "curate":
             return cmd_curate(args, rest)

@@ -61,6 +61,8 @@ class DropReason(str, enum.Enum):
     CAPTION_TOO_LONG = "caption.too_long"
     CAPTION_LANGUAGE = "caption.language"  # confidently identified as a language not configured
     CAPTION_BOILERPLATE = "caption.boilerplate"  # the same alt on more than N distinct images of a site
+    CAPTION_BADGE = "caption.badge"  # "Powered by MediaWiki", "Creative Commons License" (caption.badges)
+    CAPTION_REPETITIVE = "caption.repetitive"  # one word or phrase over and over ("spam spam spam spam")
     CAPTION_INTERNAL = "caption.internal_error"  # a caption rule raised on one pair (filters/base.py)
     # metadata balancing (transforms/balance.py, MetaCLIP)
     BALANCE_NO_MATCH = "balance.no_match"  # the caption matches no metadata entry
@@ -91,10 +93,12 @@ class DropReason(str, enum.Enum):
     FETCH_ROBOTS_UNAVAILABLE = "fetch.robots_unavailable"  # robots.txt 5xx/unreachable: RFC 9309 complete disallow
     FETCH_HOST_TOO_SLOW = "fetch.host_too_slow"  # Crawl-delay / Retry-After above fetch.max_host_delay_s
     FETCH_TDM_RESERVED = "fetch.tdm_reserved"  # TDMRep: tdm-reservation: 1 header or the origin's tdmrep.json
+    FETCH_SVG_DISABLED = "fetch.svg_disabled"  # Content-Type image/svg+xml with resize.svg off: body not read
     FETCH_INTERNAL = "fetch.internal_error"  # an unexpected exception on one download
     # decode / resize and image rules
     IMAGE_UNDECODABLE = "image.undecodable"
     IMAGE_TOO_MANY_PIXELS = "image.too_many_pixels"
+    IMAGE_SVG_REFUSED = "image.svg_refused"  # an SVG not rendered for safety: entities, size, time (transforms/svg.py)
     IMAGE_TOO_SMALL = "image.too_small"
     IMAGE_BAD_ASPECT = "image.bad_aspect"
     IMAGE_INTERNAL = "image.internal_error"  # an unexpected exception decoding/resizing one image
@@ -280,6 +284,9 @@ class Rejection:
     page_url: str = ""
     image_url: str = ""
     caption: str = ""
+    # A small JPEG of the dropped image (transforms/reject_thumbnails.py), for pairs dropped after
+    # download with output.reject_thumbnails; None for the rest. Set only by AttachThumbnails.
+    thumbnail: Optional[bytes] = None
 
     @classmethod
     def of(cls, pair: AltPair, reason: DropReason, detail: str = "") -> "Rejection":

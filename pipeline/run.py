@@ -6,6 +6,10 @@ Everything that can fail without running the pipeline fails here first:
 config, inputs, an output directory that already holds a run, scorer weights.
 Items that met a bug in our code do not fail the run: they are counted in
 stats.json ``internal_errors``, which ``format_internal_errors`` summarises.
+Once the pipeline has finished, ``run_info.json`` records what only the run knows:
+``date`` (UTC, when it started), ``duration_s``, ``runner`` and ``scorer`` (a readable
+name: the model and the pretrained file's name or tag, ``scorer_name``). It is a file of
+its own so that stats.json and the rest stay byte-identical across reruns.
 """
 
 from __future__ import annotations
@@ -14,18 +18,19 @@ import json
 import logging
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
 from pipeline import preflight, shard_format
 from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
 from pipeline.progress import progress_for
-from pipeline.runners import make_options, make_runner
+from pipeline.runners import LOCAL_RUNNER_NAMES, make_options, make_runner
 from transforms.checkpoint import FETCHED, WORK_DIR, work_dir
 from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.url_list import expand_paths
@@ -78,7 +83,7 @@ def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> No
     """Refuse to mix runs; --overwrite clears the old one. With ``resume`` the saved work
     (OUT/_work) is kept and whatever final files a killed run left are rewritten whole."""
     existing = [d for d in (shard_format.SHARDS_DIR, shard_format.REJECTIONS_DIR, shard_format.STATS_FILE,
-                            EMBEDDINGS_DIR, WORK_DIR)
+                            EMBEDDINGS_DIR, WORK_DIR, shard_format.RUN_INFO_FILE)
                 if present(FileSystems.join(output_dir, d))]
     if existing and not overwrite and not resume:
         unfinished = WORK_DIR in existing and shard_format.STATS_FILE not in existing
@@ -88,7 +93,8 @@ def prepare_output(output_dir: str, overwrite: bool, resume: bool = False) -> No
     if resume:
         existing = [d for d in existing if d != WORK_DIR]
     for name in existing:
-        remove(FileSystems.join(output_dir, name), directory=name != shard_format.STATS_FILE)
+        remove(FileSystems.join(output_dir, name),
+               directory=name not in (shard_format.STATS_FILE, shard_format.RUN_INFO_FILE))
     if "://" not in output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
 
@@ -165,16 +171,55 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     prepare_output(output_dir, overwrite, resume)
     write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
                      dump_yaml(cfg).encode("utf-8"))
+    runner_text = runner_name(options)  # before make_runner, which clears the local runner's name
     runner = make_runner(options)
-    start = time.monotonic()
+    started, start = datetime.now(timezone.utc), time.monotonic()
     # The pipeline runs when its `with` exits, inside the progress reporter's.
     with progress_for(options, local=runner is not None, enabled=show_progress), \
             beam.Pipeline(runner=runner, options=options) as p:
         build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler, resume=resume)
-    log.info("pipeline finished in %.1fs", time.monotonic() - start)
+    duration = time.monotonic() - start
+    log.info("pipeline finished in %.1fs", duration)
+    write_run_info(output_dir, run_info(cfg, started, duration, runner_text))
     if not cfg.output.keep_fetched:
         clear_work(output_dir)
     return read_stats(output_dir)
+
+
+def runner_name(options) -> str:
+    """The Beam runner as a user reads it: ``FnApiRunner (local, multi_processing x 4)``, ``DataflowRunner``."""
+    name = options.view_as(StandardOptions).runner or ""
+    if name not in LOCAL_RUNNER_NAMES:
+        return name
+    direct = options.view_as(DirectOptions)
+    mode, workers = direct.direct_running_mode or "in_memory", direct.direct_num_workers or 1
+    return f"FnApiRunner (local, {mode}" + (f" x {workers})" if workers != 1 else ")")
+
+
+def scorer_name(model: str, pretrained: str) -> str:
+    """``wit-tiny · wit-tiny-scorer.pt`` for local files, ``ViT-B-32 · laion2b_s34b_b79k`` for open_clip tags."""
+    def short(value: str) -> str:
+        return os.path.basename(value.rstrip("/")) if ("/" in value or os.sep in value) else value
+
+    model_text = short(model)
+    if model_text.endswith(".json"):  # a model config file: its stem is the model's name
+        model_text = model_text[:-len(".json")]
+    return f"{model_text} · {short(pretrained)}" if pretrained else model_text
+
+
+def run_info(cfg: CurateConfig, started: datetime, duration_s: float, runner: str) -> dict:
+    """run_info.json: what only the run knows (when, how long, on what), and the scorer's name."""
+    scorer = None
+    if cfg.score.enabled:
+        scorer = {"name": scorer_name(cfg.score.model, cfg.score.pretrained),
+                  "model": cfg.score.model, "pretrained": cfg.score.pretrained}
+    return {"date": started.isoformat(timespec="seconds"), "duration_s": round(duration_s, 1),
+            "runner": runner, "scorer": scorer}
+
+
+def write_run_info(output_dir: str, info: dict) -> None:
+    write_atomically(FileSystems.join(output_dir, shard_format.RUN_INFO_FILE),
+                     (json.dumps(info, indent=2) + "\n").encode("utf-8"))
 
 
 def read_stats(output_dir: str) -> dict:

@@ -62,7 +62,10 @@ def _kept_embeddings(output_dir: str, kept: dict) -> tuple[list, np.ndarray, str
 
 def scorer_spec_of(output_dir: str, model: Optional[str] = None, pretrained: Optional[str] = None):
     """The ScorerSpec of the output's run_config.yaml (overridable), on CPU unless CUDA is there."""
-    from transforms.score import ScorerSpec
+    from dataclasses import replace
+
+    from pipeline.config import CurateConfig
+    from pipeline.specs import scorer_spec
 
     path = os.path.join(output_dir, shard_format.RUN_CONFIG_FILE)
     try:
@@ -77,8 +80,8 @@ def scorer_spec_of(output_dir: str, model: Optional[str] = None, pretrained: Opt
         raise SearchInputError(f"{path} names no score.model; pass --model and --pretrained")
     from pipeline.run import resolve_project_path  # configs/..., models/... from anywhere, as wit curate
 
-    return ScorerSpec(resolve_project_path(str(model)), resolve_project_path(str(pretrained or "")),
-                      device="auto", precision="fp32")
+    return replace(scorer_spec(CurateConfig()), model=resolve_project_path(str(model)),
+                   pretrained=resolve_project_path(str(pretrained or "")), device="auto", precision="fp32")
 
 
 class Searcher:
@@ -97,7 +100,7 @@ class Searcher:
     @property
     def scorer(self):
         if self._scorer is None:
-            from transforms.score import ScorerUnavailable, load_scorer
+            from transforms.clip_model import ScorerUnavailable, load_scorer
 
             try:
                 self._scorer = load_scorer(self.spec)
@@ -116,7 +119,7 @@ class Searcher:
     def embed_image(self, path: str) -> np.ndarray:
         import torch
 
-        from transforms.score import preprocess_batch
+        from transforms.clip_model import preprocess_batch
 
         try:
             with open(path, "rb") as fh:

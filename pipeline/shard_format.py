@@ -8,10 +8,11 @@ Layout (DESIGN.md §6)::
 
     OUT/shards/00000.tar      {key}.jpg {key}.txt {key}.json, members sorted by key
     OUT/shards/00000.parquet  one row per sample (a superset of img2dataset's columns)
-                              (``license``: the SPDX-style id the page declared, or ``unknown``)
+                              (``license``: the SPDX-style id the page declared, or ``unknown``;
+                              ``uid``: the input row's own id, DataComp's 32 hex digits, or null)
     OUT/shards/sizes.json     {"00000.tar": n, ...}
-    OUT/rejections/NNNNN.parquet  key, stage, reason, detail, page_url, image_url, caption
-    OUT/stats.json, OUT/run_config.yaml
+    OUT/rejections/NNNNN.parquet  key, stage, reason, detail, page_url, image_url, caption, thumbnail
+    OUT/stats.json, OUT/run_config.yaml, OUT/run_info.json (date, duration, runner: the one file a rerun changes)
 
 Tars are byte-reproducible: fixed mtime, owner and mode, members in key order.
 """
@@ -23,7 +24,7 @@ import io
 import json
 import os
 import tarfile
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,6 +34,7 @@ REJECTIONS_DIR = "rejections"
 SIZES_FILE = "sizes.json"
 STATS_FILE = "stats.json"
 RUN_CONFIG_FILE = "run_config.yaml"
+RUN_INFO_FILE = "run_info.json"  # when, how long, on what runner (pipeline/run.py): differs per run
 TAR_MTIME = 946684800  # 2000-01-01: fixed so reruns give identical bytes
 
 SAMPLE_SCHEMA = pa.schema([
@@ -59,6 +61,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("heading", pa.string()),
     ("lang", pa.string()),
     ("license", pa.string()),  # SPDX-style id ("cc-by-4.0", "other", "unknown"; transforms/license.py)
+    ("uid", pa.string()),  # a URL list's uid column (DataComp's 32 lower-case hex digits); null = none
     ("extra", pa.string()),  # JSON object of a URL list's extra columns
     ("shard", pa.string()),
 ])
@@ -80,7 +83,11 @@ REJECTION_SCHEMA = pa.schema([
     ("page_url", pa.string()),
     ("image_url", pa.string()),
     ("caption", pa.string()),
+    # JPEG, longest side output.reject_thumbnail_size (96): pairs dropped after download only, else
+    # null (transforms/reject_thumbnails.py). Read it only for the rows you show: REJECTION_TEXT_COLUMNS.
+    ("thumbnail", pa.binary()),
 ])
+REJECTION_TEXT_COLUMNS = tuple(n for n in REJECTION_SCHEMA.names if n != "thumbnail")
 
 
 def shard_name(index: int) -> str:
@@ -190,8 +197,19 @@ def read_samples_table(shards_dir: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(p) for p in paths])
 
 
-def read_rejections_table(output_dir: str) -> pa.Table:
+def read_rejections_table(output_dir: str, columns: Optional[Sequence[str]] = None) -> pa.Table:
+    """All rejection rows of an output; ``columns``: only those (the ones a file lacks, e.g.
+    ``thumbnail`` in outputs written before it existed, come back null)."""
     paths = sorted(glob.glob(os.path.join(output_dir, REJECTIONS_DIR, "*.parquet")))
+    schema = REJECTION_SCHEMA if columns is None else pa.schema([REJECTION_SCHEMA.field(c) for c in columns])
     if not paths:
-        return REJECTION_SCHEMA.empty_table()
-    return pa.concat_tables([pq.read_table(p) for p in paths])
+        return schema.empty_table()
+    if columns is None:
+        return pa.concat_tables([pq.read_table(p) for p in paths], promote_options="permissive")
+    tables = []
+    for path in paths:
+        present = [c for c in columns if c in pq.read_schema(path).names]
+        table = pq.read_table(path, columns=present)
+        tables.append(pa.table({c: table.column(c) if c in present else pa.nulls(table.num_rows, schema.field(c).type)
+                                for c in columns}, schema=schema))
+    return pa.concat_tables(tables)

@@ -23,18 +23,12 @@ from trainer.config import DEFAULT_MODEL, load_train_config
 logger = logging.getLogger(__name__)
 
 
-def _formatter():
-    """The wit CLI's help formatter (defaults shown), when the trainer is hosted by it."""
-    try:
-        from pipeline.cli import HelpFormatter
-    except ImportError:  # the trainer alone
-        return argparse.HelpFormatter
-    return HelpFormatter
+# ``formatter``: a host's help formatter (the wit CLI passes its own, defaults shown); the trainer
+# imports nothing of ours but pipeline.shard_format, so it is handed in, never imported.
 
-
-def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_train_parser(subparsers: Any, formatter: type = argparse.HelpFormatter) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="train a CLIP model on shards", formatter_class=_formatter(),
+        "train", help="train a CLIP model on shards", formatter_class=formatter,
         description="Contrastive training of an open_clip model on wit-curator shards.")
     parser.add_argument("--config", metavar="FILE",
                         help="train YAML (e.g. configs/train/tiny.yaml)")
@@ -54,10 +48,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_eval_parser(subparsers: Any, formatter: type = argparse.HelpFormatter) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval", help="zero-shot and retrieval evaluation of a checkpoint or open_clip model",
-        formatter_class=_formatter(),
+        formatter_class=formatter,
         description="Zero-shot classification (a YAML of classes and prompt templates, images "
                     "in ROOT/<class>/ folders) and image<->text recall@1/5/10 on held-out "
                     "shards; JSON to stdout. Works on wit train checkpoints and on any "

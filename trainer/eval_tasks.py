@@ -9,10 +9,13 @@ Input:
         images: path/to/folder                  # optional; relative to the YAML's directory
 
     labelled images in the ImageFolder layout: ``IMAGES/<class>/*.jpg|jpeg|png|webp`` (a class
-    folder may spell spaces as ``_``); held-out shard directories for retrieval.
+    folder may spell spaces as ``_``); held-out shard directories for retrieval; or a folder of
+    captioned images for retrieval (``DIR/<name>.jpg`` beside ``DIR/<name>.txt``, whose first
+    line is the caption: bench/tuxpaint_pairs.py writes Tux Paint's stamps so).
 Output: a JSON-ready dict: ``zeroshot`` (top1, top5, images, classes, per-class top1),
 ``retrieval`` (recall@1/5/10 both ways, mean matched-pair score, samples).
-Dropped: image files that do not decode are skipped and counted (``skipped_images``).
+Dropped: image files that do not decode are skipped and counted (``skipped_images``); in a
+pairs folder, an image without a caption file, or with an empty one, is skipped and counted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import torch
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from trainer.evaluate import evaluate_shards, topk_accuracy, zero_shot_logits
+from trainer.evaluate import (encode_images, encode_texts, evaluate_shards, retrieval_recall, topk_accuracy,
+                              zero_shot_logits)
 
 logger = logging.getLogger(__name__)
 
@@ -125,3 +129,53 @@ def run_retrieval(model: torch.nn.Module, tokenizer: Callable, preprocess: Calla
                   shard_dirs: Sequence[str], batch_size: int = 64) -> dict[str, Any]:
     """Recall@1/5/10 both ways and the mean matched-pair score over the held-out shards."""
     return evaluate_shards(model, preprocess, tokenizer, shard_dirs, batch_size=batch_size)
+
+
+def load_pairs(root: str) -> tuple[list[str], list[str], int]:
+    """``(image paths, captions, skipped)`` of a captioned-image folder, in name order."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"retrieval pairs folder not found: {root}")
+    paths, captions, skipped = [], [], 0
+    for name in sorted(os.listdir(root)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in IMAGE_SUFFIXES:
+            continue
+        caption = ""
+        text_path = os.path.join(root, stem + ".txt")
+        if os.path.isfile(text_path):
+            with open(text_path, encoding="utf-8", errors="replace") as fh:
+                caption = fh.readline().strip()
+        if not caption:
+            skipped += 1
+            continue
+        paths.append(os.path.join(root, name))
+        captions.append(caption)
+    if not paths:
+        raise ValueError(f"no captioned images under {root} (expected NAME.jpg beside NAME.txt)")
+    return paths, captions, skipped
+
+
+def run_pair_retrieval(model: torch.nn.Module, tokenizer: Callable, preprocess: Callable,
+                       root: str) -> dict[str, Any]:
+    """Image<->caption recall@1/5/10 over a captioned-image folder (each image against every
+    caption of the folder, and back)."""
+    paths, captions, skipped = load_pairs(root)
+    images, kept_captions = [], []
+    for path, caption in zip(paths, captions):
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as e:
+            skipped += 1
+            logger.warning("skipping unreadable image %s: %s", path, e)
+            continue
+        kept_captions.append(caption)
+    if len(images) < 2:
+        raise ValueError(f"retrieval over {root}: need at least 2 readable captioned images")
+    image_features = encode_images(model, preprocess, images)
+    text_features = encode_texts(model, tokenizer, kept_captions)
+    result: dict[str, Any] = {"task": os.path.basename(os.path.normpath(root)), "pairs": len(images),
+                              "skipped_images": skipped,
+                              "mean_clip_score": float((image_features * text_features).sum(1).mean())}
+    result.update(retrieval_recall(image_features, text_features))
+    return result

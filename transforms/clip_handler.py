@@ -2,8 +2,9 @@
 
 Input: batches of ``ResizedImage`` (pre-batched by transforms/score.py). Output: one
 ``PredictionResult`` per image whose inference is (cosine score, image embedding
-bytes, text embedding bytes); nothing is dropped. Kept apart from transforms/score.py
-because apache_beam.ml.inference imports torch: runs with scoring off never load it.
+bytes, text embedding bytes); nothing is dropped. The model itself is transforms/clip_model.py;
+this module is kept apart from transforms/score.py (the stage) because apache_beam.ml.inference
+imports torch: runs with scoring off never load it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline.records import ResizedImage
 from transforms.image_store import image_bytes, image_length
-from transforms.score import LoadedScorer, ScorerSpec, encode_pixels, load_scorer, preprocess_batch
+from transforms.clip_model import LoadedScorer, ScorerSpec, encode_pixels, load_scorer, preprocess_batch
 
 
 class OpenClipHandler(ModelHandler[ResizedImage, float, LoadedScorer]):

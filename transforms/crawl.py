@@ -1,7 +1,7 @@
 """The crawl's parts for one page or URL: normaliser, links, duplicates, fetch (no shuffles here).
 
-``FetchPages`` (seed URLs -> ``(pages, failures)``) is defined here and built level by level in
-transforms/crawl_frontier.py, whose docstring says the graph, the failure reasons and the keys.
+``FetchPages`` (seed URLs -> ``(pages, failures)``) is transforms/crawl_frontier.py, built level by
+level from these parts; its docstring says the graph, the failure reasons and the keys.
 Other modules use this one for ``normalize_url`` (URL dedupe), ``page_links`` /
 ``extract_links`` (links of WARC pages) and ``DuplicatePages``.
 
@@ -29,15 +29,14 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Union
-from urllib.parse import urlsplit, urlunsplit
-
-import apache_beam as beam
+from urllib.parse import urlsplit
 
 from pipeline import faults
 from pipeline.records import DropReason, Page, PageFailure
 from transforms import http_client
 from transforms.html_text import parse_html, utf8_html
 from transforms.http_client import HttpClient
+from transforms.url_canonical import canonical_url as normalize_url  # the one canonical form (crawl, dedupe, blocklists)
 from transforms.url_guard import MAX_URL_CHARS, join, parses, too_long, url_problem
 
 log = logging.getLogger(__name__)
@@ -57,55 +56,6 @@ _CRAWL_REASONS = {
     http_client.TDM_RESERVED: DropReason.CRAWL_TDM_RESERVED,
     http_client.NOAI: DropReason.CRAWL_NOAI,
 }
-
-
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 §5.2.4: resolve ``.`` and ``..`` but keep empty segments (``//``),
-    which servers may treat as distinct paths."""
-    out: list[str] = []
-    segments = path.split("/")
-    for i, seg in enumerate(segments):
-        last = i == len(segments) - 1
-        if seg == ".":
-            if last:
-                out.append("")
-        elif seg == "..":
-            if len(out) > 1:
-                out.pop()
-            if last:
-                out.append("")
-        else:
-            out.append(seg)
-    result = "/".join(out)
-    return result if result.startswith("/") else "/" + result
-
-
-def normalize_url(url: str) -> str:
-    """Canonical form for crawl and URL dedupe: lower-case scheme/host, no default
-    port, no fragment, dot-segments resolved, empty path as ``/``. Never raises: a
-    URL that does not parse (a bad IPv6 literal) or whose port does not is kept as
-    written (minus the fragment): the fetch stage rejects it as ``fetch.bad_url``
-    rather than the crawl crashing on it."""
-    url = url.strip(_C0_OR_SPACE)  # what browsers strip (str.strip would also take U+2028, U+3000)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("#", 1)[0].rstrip(_C0_OR_SPACE)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        netloc = f"{host}:{port}"
-    if parts.username or parts.password:
-        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
-    # rstrip: "http://h/a #f" loses its fragment, then its space, once and for all (idempotent)
-    return urlunsplit((scheme, netloc, _remove_dot_segments(parts.path or "/"), parts.query, "")).rstrip(_C0_OR_SPACE)
 
 
 @dataclass(frozen=True)
@@ -256,21 +206,6 @@ def duplicate_isolated(duplicates: DuplicatePages, url: str, visit: PageVisit) -
         return duplicates.check_url(url, visit.canonical, visit.digest)
     except Exception as exc:  # a bug one page trips costs that page, not its host's pages
         return _page_internal_error(url, exc)
-
-
-class FetchPages(beam.PTransform):
-    """Seed URLs -> (Page, PageFailure) PCollections, crawled level by level
-    (transforms/crawl_frontier.py). ``fetch_cfg``: the worker's concurrency and the hot-host
-    split (``fetch.concurrency``, ``fetch.urls_per_key``); the defaults when None."""
-
-    def __init__(self, crawl_cfg, client_settings, fetch_cfg=None):
-        super().__init__()
-        self.crawl_cfg, self.client_settings, self.fetch_cfg = crawl_cfg, client_settings, fetch_cfg
-
-    def expand(self, seeds):
-        from transforms.crawl_frontier import crawl_levels  # it imports this module
-
-        return crawl_levels(seeds, self.crawl_cfg, self.client_settings, self.fetch_cfg)
 
 
 def seed_key_isolated(url: str):

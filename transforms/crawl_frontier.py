@@ -49,12 +49,12 @@ Largest key at 100M pairs (``max_pages`` 10,000 by default):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import apache_beam as beam
 
 from pipeline import metrics
-from pipeline.config import FetchConfig
 from pipeline.records import DropReason, Page, PageFailure
 from transforms import crawl
 from transforms.host_fetch import HostKeyedFetchFn, client_for
@@ -62,6 +62,21 @@ from transforms.host_keys import KeyByHostShard
 from transforms.host_share import HostShare
 
 _CANDIDATE, _REQUESTED = 1, 2  # seen-join marks: max() is 1 only for a URL never requested
+
+
+@dataclass(frozen=True)
+class CrawlSpec:
+    """What the crawl needs (pipeline/specs.py makes it from ``crawl`` and two ``fetch`` knobs)."""
+
+    max_depth: int  # link hops from the seeds
+    max_pages: int  # URLs one crawl group requests (failures too)
+    same_host: bool  # follow only links to the group's own netloc
+    concurrency: int  # pages at once per host, over all its keys
+    max_page_bytes: int  # a larger page is crawl.too_large
+    canonical: bool  # a page whose rel=canonical URL was crawled already is crawl.duplicate_page
+    duplicate_content: bool  # a page with the same bytes as one crawled already, too
+    worker_concurrency: int  # fetch.concurrency: pages at once per worker
+    urls_per_key: int  # fetch.urls_per_key: a host with more requests in a level is spread over keys
 
 
 def _failure(failure: PageFailure):
@@ -117,18 +132,18 @@ def _visit(fetched, same_host: bool, depth: int, follow: bool):
 class _CrawlLevel(beam.PTransform):
     """``(group, url)`` requests of depth ``d`` -> pages keyed ``(group, url)``, links, checks, failures."""
 
-    def __init__(self, depth: int, crawl_cfg, settings, fetch_cfg):
+    def __init__(self, depth: int, spec: CrawlSpec, settings):
         super().__init__()
-        self.depth, self.crawl_cfg, self.settings, self.fetch_cfg = depth, crawl_cfg, settings, fetch_cfg
+        self.depth, self.spec, self.settings = depth, spec, settings
 
     def expand(self, requests):
-        cfg = self.crawl_cfg
+        cfg = self.spec
         fetched = (
             requests
             | "KeyByHost" >> KeyByHostShard(_request_host, lambda request: request[1],
-                                            self.fetch_cfg.urls_per_key, cfg.concurrency)
+                                            cfg.urls_per_key, cfg.concurrency)
             | "GroupByHost" >> beam.GroupByKey()
-            | "Fetch" >> beam.ParDo(_FetchPagesFn(self.settings, self.fetch_cfg.concurrency, cfg.concurrency,
+            | "Fetch" >> beam.ParDo(_FetchPagesFn(self.settings, cfg.worker_concurrency, cfg.concurrency,
                                                   self.depth, cfg.max_page_bytes)).with_outputs("failures", main="pages")
         )
         visited = fetched.pages | "Visit" >> beam.FlatMap(
@@ -227,29 +242,40 @@ def _outcome(joined):
                 yield page
 
 
-def crawl_levels(seeds, crawl_cfg, settings, fetch_cfg=None):
+class FetchPages(beam.PTransform):
+    """Seed URLs -> (Page, PageFailure) PCollections, crawled level by level (see the module
+    docstring); ``settings``: the HTTP client's (transforms/http_client.py)."""
+
+    def __init__(self, spec: CrawlSpec, settings):
+        super().__init__()
+        self.spec, self.settings = spec, settings
+
+    def expand(self, seeds):
+        return crawl_levels(seeds, self.spec, self.settings)
+
+
+def crawl_levels(seeds, spec: CrawlSpec, settings):
     """FetchPages' expansion: ``(pages, failures)`` of the level-by-level crawl of ``seeds``."""
-    fetch_cfg = fetch_cfg or FetchConfig()
     keyed = seeds | "KeyByHost" >> beam.FlatMap(_keyed_seed).with_outputs("failures", main="keyed")
-    requests = {"candidates": keyed.keyed} | "Level0Requests" >> _NextLevel(crawl_cfg.max_pages)
+    requests = {"candidates": keyed.keyed} | "Level0Requests" >> _NextLevel(spec.max_pages)
     requested, pages, checks, failures = [requests], [], [], [keyed.failures]
-    for depth in range(max(0, crawl_cfg.max_depth) + 1):
+    for depth in range(max(0, spec.max_depth) + 1):
         level_pages, links, level_checks, level_failures = (
-            requests | f"Level{depth}" >> _CrawlLevel(depth, crawl_cfg, settings, fetch_cfg))
+            requests | f"Level{depth}" >> _CrawlLevel(depth, spec, settings))
         pages.append(level_pages)
         checks.append(level_checks)
         failures.append(level_failures)
-        if depth == crawl_cfg.max_depth:
+        if depth == spec.max_depth:
             break
         seen = tuple(requested) | f"RequestedToLevel{depth}" >> beam.Flatten()
         requests = ({"candidates": links, "requested": seen}
-                    | f"Level{depth + 1}Requests" >> _NextLevel(crawl_cfg.max_pages))
+                    | f"Level{depth + 1}Requests" >> _NextLevel(spec.max_pages))
         requested.append(requests)
     decisions = (
         tuple(checks)
         | "AllChecks" >> beam.Flatten()
         | "GroupChecksByHost" >> beam.GroupByKey()
-        | "DecideDuplicates" >> beam.FlatMap(_decide, crawl_cfg.canonical, crawl_cfg.duplicate_content)
+        | "DecideDuplicates" >> beam.FlatMap(_decide, spec.canonical, spec.duplicate_content)
     )
     outcomes = (
         {"page": tuple(pages) | "AllPages" >> beam.Flatten(), "decision": decisions}

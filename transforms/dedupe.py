@@ -16,10 +16,13 @@ DedupeNear at scale (only light tuples move until the last step; no key holds a 
 1. records with the same (pHash, colour signature) are linked to the smallest key
    (a CombinePerKey for the smallest key and the count, then a salted join:
    transforms/hot_join.py), and that key alone goes on;
-2. each distinct signature is keyed by its LSH bands (transforms/lsh.py: 90 keys of
-   ~21 bits; gathered per bundle into arrays per (table, value prefix), so the shuffle
-   moves arrays, not 90 elements per image), and each band bucket emits the pairs
-   verified by Hamming distance and colour: candidate edges, linear in the data;
+2. each distinct signature's hash is keyed by its LSH bands (transforms/lsh.py: 90 keys
+   of ~21 bits; gathered per bundle into uint64 arrays per (table, value prefix), so the
+   shuffle moves arrays of hashes, 8 bytes per image and table, not 90 elements per
+   image), and each band bucket emits the pairs of hashes within the Hamming threshold;
+   those few pairs meet their signatures (key, colour) in a join on the hash, where the
+   colour guard is applied (and signatures sharing one hash are compared): candidate
+   edges, linear in the data;
 3. connected components of the edges: ``dedupe.near_cc_rounds`` large-star/small-star
    rounds, then an exact one-key finish of what they left (transforms/components.py);
 4. each component's survivor (the smallest rank: a CombinePerKey with its size) reaches
@@ -33,8 +36,9 @@ bundle, so the most shared URL, a logo on millions of pages, sends one tuple per
 group; ``JoinSurvivor``: one sample key (its record and its survivor's key), the only
 shuffle of records. DedupeNear: SignatureStats, SurvivorAndSize,
 CountImages: combines, lifted (partial sums per worker); SameSignature and PickSurvivors:
-salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M band entries
-(numpy arrays and keys, ~70 MB); the components: see transforms/components.py (~10,000 edges;
+salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M hashes
+(uint64 arrays, ~13 MB); JoinHashes: one hash (its signatures, ~1, and its candidate pairs, a
+few); GroupEnds: one candidate pair (two values); the components: see transforms/components.py (~10,000 edges;
 the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sample key
 (one record and its drop).
 """
@@ -51,7 +55,7 @@ from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, Score
 from transforms.crawl import normalize_url
 from transforms.components import DEFAULT_ROUNDS, ConnectedComponents, MinAndCount
 from transforms.hot_join import HOT_KEY_VALUES, SaltedJoin
-from transforms.lsh import LshSpec, band_positions, band_values, bucket_group_edges
+from transforms.lsh import LshSpec, band_positions, band_values, bucket_candidates, near_distance
 
 
 def url_order(pair: AltPair) -> tuple:
@@ -237,14 +241,17 @@ def prefix_bits(count: int, per_group: int = 4096, most: int = 6) -> int:
 
 
 class _BandEntriesFn(beam.DoFn):
-    """Signatures -> ((table, band-value prefix), arrays of that band's entries).
+    """Signatures -> ((table, band-value prefix), uint64 array of that group's hashes).
 
-    90 band keys per image would be 90 shuffle elements per image: entries are
-    gathered per bundle into numpy arrays per (table, prefix), at most
-    tables x 2^prefix_bits elements per flush. The prefix length comes from the
-    number of images (a side input), so every bundle cuts the same way. A band
-    bucket (one band value) is never split across prefixes, so each group holds
-    whole buckets.
+    90 band keys per image would be 90 shuffle elements per image: the hashes are
+    gathered per bundle into one numpy array per (table, prefix), at most
+    tables x 2^prefix_bits elements per flush. An entry is the hash alone (8 bytes per
+    image and table; VerifyBuckets recomputes the band value from it, and the colour
+    and the key are joined back for the few pairs that pass): the FnApiRunner holds a
+    GroupByKey's whole input, and with the keys (Python str) and colours in every part
+    this stage was 9.2 KB per image (bench/memory.py). The prefix length comes from the
+    number of images (a side input), so every bundle cuts the same way. A band bucket
+    (one band value) is never split across prefixes, so each group holds whole buckets.
     """
 
     FLUSH_EVERY = 50000
@@ -258,7 +265,7 @@ class _BandEntriesFn(beam.DoFn):
 
     def process(self, rep, count: int):
         self.bits = prefix_bits(count)
-        self.buffer.append(rep)
+        self.buffer.append(rep[1])
         if len(self.buffer) >= self.FLUSH_EVERY:
             yield from self._flush()
 
@@ -272,10 +279,7 @@ class _BandEntriesFn(beam.DoFn):
     def _flush(self):
         if not self.buffer:
             return
-        keys = [r[0] for r in self.buffer]
-        hashes = np.array([r[1] for r in self.buffer], dtype=np.uint64)
-        coloured = np.array([bool(r[2]) for r in self.buffer])
-        colours = np.array([list(bytes.fromhex(r[2])) if r[2] else [0] * 12 for r in self.buffer], dtype=np.uint8)
+        hashes = np.unique(np.array(self.buffer, dtype=np.uint64))  # one entry per hash (colours differ)
         self.buffer = []
         values = band_values(hashes, self.spec)
         shift = max(0, max(len(p) for p in band_positions(self.spec)) - self.bits)
@@ -284,19 +288,49 @@ class _BandEntriesFn(beam.DoFn):
             order = np.argsort(prefix, kind="stable")
             cuts = np.nonzero(np.diff(prefix[order]))[0] + 1
             for rows in np.split(order, cuts):
-                yield (t, int(prefix[rows[0]])), (values[rows, t], hashes[rows], colours[rows], coloured[rows],
-                                                 [keys[i] for i in rows])
+                yield (t, int(prefix[rows[0]])), hashes[rows]
 
 
 def _bucket_pairs(group_and_parts, spec: LshSpec):
-    """Verified edges (key a < key b, distance) of every band bucket in one (table, prefix) group."""
-    _group, parts = group_and_parts
-    parts = list(parts)
-    bands, hashes, colours, coloured = (np.concatenate([part[i] for part in parts]) for i in range(4))
-    keys = [k for part in parts for k in part[4]]
-    for i, j, dist in bucket_group_edges(bands, hashes, colours, coloured, spec):
-        a, b = (keys[i], keys[j]) if keys[i] < keys[j] else (keys[j], keys[i])
-        yield a, b, dist
+    """(hash a, hash b), a < b: distinct hashes sharing a band bucket of one (table, prefix) group and
+    within the Hamming threshold (the colour guard follows in VerifyPairs)."""
+    (table, _prefix), parts = group_and_parts
+    yield from bucket_candidates(np.concatenate(list(parts)), spec, table)
+
+
+def _rep_by_hash(rep):
+    smallest, value, colour = rep
+    return value, (smallest, colour)
+
+
+def _candidate_ends(pair):
+    yield pair[0], pair
+    yield pair[1], pair
+
+
+def _end_signatures(hash_and_joined):
+    """One hash's signatures (key, colour) to each of its candidate pairs; to (h, h) when it has several."""
+    value, joined = hash_and_joined
+    signatures = tuple(sorted(set(joined["signature"])))
+    if len(signatures) > 1:  # the same pHash in other colours: compared with each other in VerifyPairs
+        yield (value, value), (value, signatures)
+    for pair in sorted(set(joined["pair"])):
+        yield pair, (value, signatures)
+
+
+def _verified_edges(pair_and_ends, spec: LshSpec):
+    """(key a < key b, distance) of the near-duplicate signatures of one candidate pair of hashes."""
+    (lo, hi), ends = pair_and_ends
+    by_hash = dict(ends)
+    if lo == hi:
+        signatures = by_hash[lo]
+        combos = ((a, b) for i, a in enumerate(signatures) for b in signatures[i + 1:])
+    else:
+        combos = ((a, b) for a in by_hash.get(lo, ()) for b in by_hash.get(hi, ()))
+    for (key_a, colour_a), (key_b, colour_b) in combos:
+        distance = near_distance(lo, colour_a, hi, colour_b, spec)
+        if distance is not None:
+            yield (key_a, key_b, distance) if key_a < key_b else (key_b, key_a, distance)
 
 
 def _grouped_rank(key_and_joined):
@@ -355,10 +389,16 @@ class DedupeNear(beam.PTransform):
                       | "SameSignature" >> SaltedJoin(_same_signature_edges, _count_of))
         reps = signature_stats | "SignatureReps" >> beam.Map(_signature_rep)
         count = reps | "CountImages" >> beam.combiners.Count.Globally()
-        lsh_edges = (reps
-                     | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec), count=beam.pvalue.AsSingleton(count))
-                     | "GroupBands" >> beam.GroupByKey()
-                     | "VerifyBuckets" >> beam.FlatMap(_bucket_pairs, self.spec))
+        candidates = (reps
+                      | "BandKeys" >> beam.ParDo(_BandEntriesFn(self.spec), count=beam.pvalue.AsSingleton(count))
+                      | "GroupBands" >> beam.GroupByKey()
+                      | "VerifyBuckets" >> beam.FlatMap(_bucket_pairs, self.spec))
+        lsh_edges = ({"signature": reps | "RepByHash" >> beam.Map(_rep_by_hash),
+                      "pair": candidates | "CandidateEnds" >> beam.FlatMap(_candidate_ends)}
+                     | "JoinHashes" >> beam.CoGroupByKey()
+                     | "EndSignatures" >> beam.FlatMap(_end_signatures)
+                     | "GroupEnds" >> beam.GroupByKey()
+                     | "VerifyPairs" >> beam.FlatMap(_verified_edges, self.spec))
         roots = ((same_edges, lsh_edges) | "AllEdges" >> beam.Flatten()
                  | "Components" >> ConnectedComponents(self.cc_rounds))
         ranks = meta | "KeyRank" >> beam.Map(lambda m: (m[0], m[3]))

@@ -64,38 +64,29 @@ from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, Page, Rejection, make_key
 from transforms.html_text import clean_text, decode_html, int_attr, parse_html, utf8_html
 from transforms.image_source import image_source, is_tracker, noscript_twins, resolve
-from transforms.url_guard import MAX_URL_CHARS, join, parses, url_problem
+from transforms.url_guard import join, parses, url_problem
 from transforms.license import absolute_url, may_declare_license, page_licenses
-from transforms.page_opt_out import may_opt_out, page_opt_out, user_agent_token
+from transforms.page_opt_out import may_opt_out, page_opt_out
 
 log = logging.getLogger(__name__)
 
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _TEXT_MAX = 500
 
-__all__ = ["ExtractAltText", "ExtractSpec", "decode_html", "extract_pairs", "extract_spec"]
+__all__ = ["ExtractAltText", "ExtractSpec", "decode_html", "extract_pairs"]
 
 
 @dataclass(frozen=True)
 class ExtractSpec:
-    """What extraction needs from the config (plain values: pickled into the DoFn)."""
+    """What extraction needs from the config (plain values: pickled into the DoFn); pipeline/specs.py
+    makes it (``extract_spec``)."""
 
-    target_size: int = 256  # resize.image_size: the srcset candidate is chosen for it
-    tracker_max_side: int = 1
-    tracker_patterns: tuple = ()
-    bot_token: str = "wit-curator"  # fetch.user_agent's product token: <meta name="wit-curator" content="noai">
-    respect_tdmrep: bool = True  # fetch.respect_tdmrep: <meta name="tdm-reservation" content="1">
-    max_url_chars: int = MAX_URL_CHARS  # extract.max_url_chars: a longer image URL is extract.bad_url
-
-
-def extract_spec(extract_cfg, image_size: int, fetch_cfg=None) -> ExtractSpec:
-    """ExtractSpec from the ``extract`` config section, ``resize.image_size`` and (for the page
-    opt-outs) the ``fetch`` section: ``user_agent``'s product token and ``respect_tdmrep``."""
-    opt_outs = {} if fetch_cfg is None else {"bot_token": user_agent_token(fetch_cfg.user_agent),
-                                             "respect_tdmrep": fetch_cfg.respect_tdmrep}
-    return ExtractSpec(image_size, extract_cfg.tracker_max_side,
-                       tuple(p.lower() for p in extract_cfg.tracker_patterns), **opt_outs,
-                       max_url_chars=extract_cfg.max_url_chars)
+    target_size: int  # resize.image_size: the srcset candidate is chosen for it
+    tracker_max_side: int  # extract.tracker_max_side
+    tracker_patterns: tuple  # extract.tracker_patterns, lower-cased
+    bot_token: str  # fetch.user_agent's product token: <meta name="wit-curator" content="noai">
+    respect_tdmrep: bool  # fetch.respect_tdmrep: <meta name="tdm-reservation" content="1">
+    max_url_chars: int  # extract.max_url_chars: a longer image URL is extract.bad_url
 
 
 def _ancestor_context(img, memo: dict) -> tuple[str, str]:
@@ -249,8 +240,8 @@ def _pair_or_rejection(img, position: int, page: _PageState, spec: ExtractSpec, 
                    extra=extra, **context)
 
 
-def extract_pairs(html: bytes, page_url: str, content_type: str = "",
-                  spec: ExtractSpec = ExtractSpec()) -> tuple[list[AltPair], list[Rejection]]:
+def extract_pairs(html: bytes, page_url: str, content_type: str,
+                  spec: ExtractSpec) -> tuple[list[AltPair], list[Rejection]]:
     """All ``<img>`` of a page as pairs, plus rejections for unusable sources."""
     data = utf8_html(html, content_type)
     doc = parse_html(data)
@@ -335,9 +326,9 @@ class _ExtractFn(beam.DoFn):
 class ExtractAltText(beam.PTransform):
     """Page -> (AltPair, Rejection) PCollections."""
 
-    def __init__(self, spec: Optional[ExtractSpec] = None):
+    def __init__(self, spec: ExtractSpec):
         super().__init__()
-        self.spec = spec or ExtractSpec()
+        self.spec = spec
 
     def expand(self, pages):
         out = pages | "Extract" >> beam.ParDo(_ExtractFn(self.spec)).with_outputs("rejected", main="pairs")

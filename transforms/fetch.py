@@ -5,7 +5,8 @@ final URL, sniffed MIME type), or ``ResizedImage`` when a ``ResizeSpec`` is
 given; rejections with ``fetch.timeout``, ``fetch.connect``, ``fetch.dns``,
 ``fetch.tls``, ``fetch.http_4xx``, ``fetch.http_5xx``, ``fetch.too_large``,
 ``fetch.not_image`` (magic bytes are not an image, whatever the Content-Type),
-``fetch.unsupported_format`` (SVG and other images we do not rasterise),
+``fetch.unsupported_format`` (AVIF/HEIF, ICO; SVG unless ``resize.svg``),
+``fetch.svg_disabled`` (``resize.svg`` off and the Content-Type says SVG: stopped after the headers),
 ``fetch.robots_disallowed``, ``fetch.noai``, ``fetch.private_address``,
 ``fetch.redirect_loop``, ``fetch.too_many_redirects``, ``fetch.bad_response``,
 ``fetch.incomplete_body``, ``fetch.bad_url``, ``fetch.robots_unavailable`` (a 5xx or
@@ -41,6 +42,7 @@ records carry references (transforms/image_store.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import operator
 import os
@@ -81,6 +83,7 @@ _FETCH_REASONS = {
     http_client.ROBOTS_UNAVAILABLE: DropReason.FETCH_ROBOTS_UNAVAILABLE,
     http_client.HOST_TOO_SLOW: DropReason.FETCH_HOST_TOO_SLOW,
     http_client.TDM_RESERVED: DropReason.FETCH_TDM_RESERVED,
+    http_client.REFUSED_TYPE: DropReason.FETCH_SVG_DISABLED,  # the only refused type: SVG_TYPES
 }
 
 # (magic, MIME) of the formats Pillow decodes for us.
@@ -117,7 +120,10 @@ def sniff_unsupported(data: bytes) -> Optional[str]:
     return None
 
 
-def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
+SVG_TYPES = ("image/svg+xml",)  # not downloaded when resize.svg is off (ClientSettings.refuse_types)
+
+
+def fetch_image(client: HttpClient, pair: AltPair, svg: bool = False) -> FetchedImage | Rejection:
     """One pair's download as a FetchedImage, or its Rejection."""
     result = client.get(pair.image_url, check_noai=True)
     if not result.ok:
@@ -126,6 +132,9 @@ def fetch_image(client: HttpClient, pair: AltPair) -> FetchedImage | Rejection:
     mime = sniff_image_type(result.data)
     if mime is None:
         other = sniff_unsupported(result.data)
+        if other == "svg" and svg:  # rasterised by transforms/svg.py
+            return FetchedImage(pair=pair, data=result.data, final_url=result.final_url,
+                                mime="image/svg+xml", status=result.status)
         if other:
             return Rejection.of(pair, DropReason.FETCH_UNSUPPORTED, f"{other} ({len(result.data)} bytes)")
         head = result.data[:16]
@@ -146,7 +155,7 @@ def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPa
     other threads keep downloading (measured: 2,000 JPEGs on 2 cores, 32
     threads, 17.3 s with no cap and 14.1 s with 2 slots).
     """
-    out = fetch_image(client_for(client, share), pair)
+    out = fetch_image(client_for(client, share), pair, spec is not None and spec.svg)
     if spec is None or isinstance(out, Rejection):
         return out
     with slots or contextlib.nullcontext():
@@ -205,6 +214,8 @@ class _FetchHostsFn(HostKeyedFetchFn):
 
     def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
                  resize: Optional[ResizeSpec], processes: int = 0):
+        if resize is not None and not resize.svg:  # SVG would only be dropped: stop after its headers
+            settings = dataclasses.replace(settings, refuse_types=SVG_TYPES)
         super().__init__(settings, concurrency, per_host)
         self.resize, self.processes = resize, processes
         self.pool = self.slots = None
@@ -259,24 +270,3 @@ class FetchImages(beam.PTransform):
             return out.fetched | "SpillImages" >> SpillImages(self.spill_dir), out.rejected
         return out.fetched, out.rejected
 
-
-def client_settings(fetch_cfg, pool_size: Optional[int] = None) -> ClientSettings:
-    """ClientSettings from the ``fetch`` config section."""
-    return ClientSettings(
-        connect_timeout_s=fetch_cfg.connect_timeout_s,
-        read_timeout_s=fetch_cfg.read_timeout_s,
-        total_timeout_s=fetch_cfg.total_timeout_s,
-        max_bytes=fetch_cfg.max_bytes,
-        max_redirects=fetch_cfg.max_redirects,
-        retries=fetch_cfg.retries,
-        user_agent=fetch_cfg.user_agent,
-        respect_robots=fetch_cfg.respect_robots,
-        respect_noai=fetch_cfg.respect_noai,
-        allow_private_networks=fetch_cfg.allow_private_networks,
-        guard_exempt=tuple(fetch_cfg.private_network_allowlist),
-        min_interval_s=fetch_cfg.per_host_min_interval_s,
-        pool_size=pool_size or fetch_cfg.concurrency,
-        max_host_delay_s=fetch_cfg.max_host_delay_s,
-        respect_tdmrep=fetch_cfg.respect_tdmrep,
-        robots_cache_s=fetch_cfg.robots_cache_s,
-    )

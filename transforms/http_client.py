@@ -48,8 +48,8 @@ from transforms.deadline import DeadlineAdapter, Watchdog
 from transforms.host_share import WHOLE, HostShare, TimeSlices
 from transforms.http_result import (  # noqa: F401  (failure kinds and FetchResult are re-exported)
     BAD_RESPONSE, BAD_URL, CONNECT, DNS, ERROR, HOST_TOO_SLOW, HTTP_4XX, HTTP_5XX, INCOMPLETE, NOAI, PRIVATE,
-    REDIRECT_LOOP, ROBOTS, ROBOTS_UNAVAILABLE, TDM_RESERVED, TIMEOUT, TLS, TOO_LARGE, TOO_MANY_REDIRECTS,
-    FetchResult, _Failure, _host_key, _join_location, _origin, _path, _split, classify_exception)
+    REDIRECT_LOOP, REFUSED_TYPE, ROBOTS, ROBOTS_UNAVAILABLE, TDM_RESERVED, TIMEOUT, TLS, TOO_LARGE,
+    TOO_MANY_REDIRECTS, FetchResult, _Failure, _host_key, _join_location, _origin, _path, _split, classify_exception)
 # Re-exported (callers import them from here): header parsing and the address policy live apart.
 from transforms.response_headers import NOAI_DIRECTIVES, declared_length, noai_directive, parse_retry_after  # noqa
 from transforms.ssrf import is_blocked_address  # noqa: F401
@@ -65,22 +65,26 @@ _ROBOTS_MAX_BYTES = robots.ROBOTS_MAX_BYTES  # (a parameter of _finish is named 
 
 @dataclass(frozen=True)
 class ClientSettings:
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 10.0
-    total_timeout_s: float = 30.0
-    max_bytes: int = 20_000_000
-    max_redirects: int = 5
-    retries: int = 1
-    user_agent: str = "wit-curator/0.1"
-    respect_robots: bool = True
-    respect_noai: bool = True
-    allow_private_networks: bool = False
-    guard_exempt: tuple = ()  # "host:port" entries the SSRF guard lets through
-    min_interval_s: float = 0.0  # per host, between request starts
-    pool_size: int = 32
-    max_host_delay_s: float = 120.0  # a Crawl-delay / Retry-After above this: HOST_TOO_SLOW, no wait
-    respect_tdmrep: bool = True  # tdm-reservation header and /.well-known/tdmrep.json
-    robots_cache_s: float = 86400.0  # lifetime of a robots.txt / tdmrep.json answer in this process
+    """The client's knobs (pipeline/specs.py: ``client_settings``, from the ``fetch`` section)."""
+
+    connect_timeout_s: float
+    read_timeout_s: float
+    total_timeout_s: float
+    max_bytes: int
+    max_redirects: int
+    retries: int
+    user_agent: str
+    respect_robots: bool
+    respect_noai: bool
+    allow_private_networks: bool
+    guard_exempt: tuple  # "host:port" entries the SSRF guard lets through
+    min_interval_s: float  # per host, between request starts
+    pool_size: int  # connections kept
+    max_host_delay_s: float  # a Crawl-delay / Retry-After above this: HOST_TOO_SLOW, no wait
+    respect_tdmrep: bool  # tdm-reservation header and /.well-known/tdmrep.json
+    robots_cache_s: float  # lifetime of a robots.txt / tdmrep.json answer in this process
+    # MIME types refused from the headers, body not read (REFUSED_TYPE); FetchImages sets it, not config
+    refuse_types: tuple
 
 
 def _delay_too_long(delay: float, limit: float) -> bool:
@@ -370,6 +374,9 @@ class HttpClient:
             data = self._read_body(resp, deadline, scope, cap, truncate=True)
             return FetchResult(True, url, final_url, status, resp.headers.get("Content-Type", ""), data)
         self._check_response_opt_outs(resp, check_noai)
+        content_type = resp.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() in self.settings.refuse_types:
+            raise _Failure(REFUSED_TYPE, f"Content-Type {content_type[:100]}", status, final=True)
         data = self._read_body(resp, deadline, scope, self.settings.max_bytes)
         return FetchResult(True, url, final_url, status, resp.headers.get("Content-Type", ""), data)
 

@@ -23,6 +23,7 @@ BAD_URL, BAD_RESPONSE, INCOMPLETE, ERROR = "bad_url", "bad_response", "incomplet
 # robots.txt 5xx/unreachable (RFC 9309: complete disallow); Crawl-delay or Retry-After
 # above max_host_delay_s; a TDMRep reservation (header or tdmrep.json).
 ROBOTS_UNAVAILABLE, HOST_TOO_SLOW, TDM_RESERVED = "robots_unavailable", "host_too_slow", "tdm_reserved"
+REFUSED_TYPE = "refused_type"  # a Content-Type in ClientSettings.refuse_types: the body is not read
 
 @dataclass(frozen=True)
 class FetchResult:

@@ -1,9 +1,20 @@
 """Decode, orient, convert, resize and re-encode one image (pure; Pillow only).
 
 Input: image bytes and a ``ResizeSpec``. Output: ``ResizeResult`` (encoded
-bytes, output and original size), or ``DecodeError`` with ``image.undecodable``
-or ``image.too_many_pixels``. No Beam import: decode worker processes import
-only this module (and Pillow). See transforms/resize.py for the modes.
+bytes, output and original size, img2dataset's ``exif`` text), or ``DecodeError`` with
+``image.undecodable`` or ``image.too_many_pixels`` — and for SVG (``spec.svg``: rendered by
+transforms/svg.py, then finished here like any raster) ``image.svg_refused``. No Beam import:
+decode worker processes import only this module (and Pillow). See transforms/resize.py for
+the modes.
+
+EXIF (``ResizeResult.exif``): img2dataset's parquet ``exif`` column, made the way it makes it
+(img2dataset/downloader.py): ``json.dumps({tag: str(value).strip()})`` of exifread's
+``process_file(original, details=False)`` (ExifRead-nocycle, the fork img2dataset pins: IFD
+cycles end). exifread is pure Python, so it runs only when Pillow, which reads the header
+anyway for the orientation, found EXIF; otherwise the text is ``"{}"``, what exifread gives
+for an image without EXIF. Bounded: tags are kept in exifread's order while the text stays
+within ``EXIF_MAX_CHARS``; a tag that would pass it is left out (the text stays a JSON object).
+Malformed EXIF never fails the image: an exception in exifread gives ``""`` (img2dataset's null).
 
 Memory: a large image that is not RGB (alpha, palette, grey, CMYK, 16-bit) is
 converted one band of rows at a time, and each band is reduced (Pillow's
@@ -18,10 +29,13 @@ bands aligned to the reduction factor give the same numbers.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass
 
+import exifread
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.records import DropReason
@@ -32,6 +46,9 @@ _RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BI
              "bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError,
                   EOFError)
+EXIF_MAX_CHARS = 4096
+# exifread logs every oddity of a malformed block at WARNING (img2dataset silences it the same way).
+logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class ResizeSpec:
     encode_quality: int = 95
     max_pixels: int = 89_478_485
     resample: str = "bicubic"
+    svg: bool = False  # rasterise SVG (transforms/svg.py); off: SVG bytes are image.undecodable here
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class ResizeResult:
     original_height: int
     phash: str = ""  # of the picture content (no border padding), 16 hex digits
     colour_sig: str = ""  # 24 hex digits; see transforms/hashing.py
+    exif: str = ""  # img2dataset's exif column: JSON object text; "" = exifread failed (null)
 
 
 class DecodeError(Exception):
@@ -149,14 +168,54 @@ def _place(img: Image.Image, spec: ResizeSpec) -> Image.Image:
     return img
 
 
+def exif_text(data: bytes, found: bool) -> str:
+    """img2dataset's ``exif`` text of the original bytes (see the module docstring).
+
+    ``found``: Pillow found EXIF in the header; without it exifread is not run (``"{}"``)."""
+    if not found:
+        return "{}"
+    try:
+        tags = exifread.process_file(io.BytesIO(data), details=False)
+        items = {k: str(v).strip() for k, v in tags.items() if v is not None}
+    except Exception:  # noqa: BLE001 — any failure of the pure-Python parser on remote bytes: img2dataset's null
+        return ""
+    text = json.dumps(items)
+    if len(text) <= EXIF_MAX_CHARS:
+        return text
+    kept, size = {}, 2  # "{}"
+    for key, value in items.items():
+        cost = len(json.dumps({key: value})) - 2 + (2 if kept else 0)  # ", " between items
+        if size + cost <= EXIF_MAX_CHARS:
+            kept[key], size = value, size + cost
+    return json.dumps(kept)
+
+
+def finish(img: Image.Image, size: tuple, original: tuple, spec: ResizeSpec, exif: str = "") -> ResizeResult:
+    """Scale a decoded image to ``size`` (the mode's target), hash it, crop/pad and encode it."""
+    img = _rgb_resized(img, size, _RESAMPLE[spec.resample])
+    phash, colour = f"{phash_image(img):016x}", colour_signature(img).hex()
+    img = _place(img, spec)
+    out = io.BytesIO()
+    fmt = _PIL_FORMATS[spec.encode_format]
+    kwargs = {"quality": spec.encode_quality} if fmt in ("JPEG", "WEBP") else {}
+    img.save(out, format=fmt, **kwargs)
+    return ResizeResult(out.getvalue(), img.width, img.height, original[0], original[1], phash, colour, exif)
+
+
 def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
     """Decode, orient, resize and re-encode. Raises DecodeError with a reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if spec.svg:
+                from transforms import svg  # lxml and the render workers only when SVG is on
+
+                if svg.looks_like_svg(data):
+                    return svg.rasterise(data, spec)
             img = _open(data, spec)
             orig_w, orig_h = img.size
-            orientation = img.getexif().get(0x0112, 1)
+            exif = img.getexif()
+            orientation = exif.get(0x0112, 1)
             exif_swap = orientation in (5, 6, 7, 8)
             tw, th = target_size(*((orig_h, orig_w) if exif_swap else (orig_w, orig_h)), spec)
             if img.format == "JPEG" and spec.mode != "no":
@@ -165,17 +224,10 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
             if orientation != 1:
                 img = ImageOps.exif_transpose(img)  # a full copy: only when there is work to do
             orig_w, orig_h = (orig_h, orig_w) if exif_swap else (orig_w, orig_h)
-            img = _rgb_resized(img, (tw, th), _RESAMPLE[spec.resample])
-            phash, colour = f"{phash_image(img):016x}", colour_signature(img).hex()
-            img = _place(img, spec)
-            out = io.BytesIO()
-            fmt = _PIL_FORMATS[spec.encode_format]
-            kwargs = {"quality": spec.encode_quality} if fmt in ("JPEG", "WEBP") else {}
-            img.save(out, format=fmt, **kwargs)
+            return finish(img, (tw, th), (orig_w, orig_h), spec, exif_text(data, len(exif) > 0))
     except DecodeError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DecodeError(DropReason.IMAGE_TOO_MANY_PIXELS, str(exc)[:200]) from None
     except _DECODE_ERRORS as exc:
         raise DecodeError(DropReason.IMAGE_UNDECODABLE, f"{type(exc).__name__}: {exc}"[:200]) from None
-    return ResizeResult(out.getvalue(), img.width, img.height, orig_w, orig_h, phash, colour)

@@ -1,12 +1,19 @@
 """Rows of one URL-list file: its bytes in one format -> pairs and rejections (no Beam import).
 
 Input: the bytes of one list file (already un-gzipped), its format, the key source
-(``url_list.source_id``), the URL and caption column names and the URL length limit.
+(``url_list.source_id``), the URL, caption and uid column names and the URL length limit.
 Output: an ``AltPair`` per row, or a ``Rejection`` (``extract.bad_url``,
 ``extract.bad_encoding``, ``extract.bad_row``, ``extract.internal_error`` for one row);
 ``Unreadable`` is raised for a file that cannot be read as its format at all (the caller
 makes it the file's one ``extract.unreadable_file``). transforms/url_list.py states the
 encoding policy and the key scheme this implements.
+
+The uid column (DataComp's ``uid``: 32 hex digits, a 128-bit id) becomes ``AltPair.uid``
+(lower case) and leaves ``extra``. A blank or null uid is no uid. Any other value (wrong
+length, not hex, not text) is never a reason to drop the row: the pair keeps ``uid=""``
+and the value stays in ``extra`` under the column's name, so nothing is lost and
+``uid_invalid`` (url_list.py counts and logs them per file) and ``wit export datacomp``
+(which refuses samples without a uid unless told to skip them) can tell.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ _PLAIN_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_intege
                 pa.types.is_boolean, pa.types.is_null)
 _URL_NOT_TEXT = "URL is not valid UTF-8"
 _REPLACED = "\ufffd"
+# DataComp's uid: 128 bits as 32 hex digits. ASCII classes only (no str.isdigit-style surprises).
+_UID = re.compile(r"[0-9a-fA-F]{32}")
+UID_COL = "uid"
 
 
 class Unreadable(Exception):
@@ -101,13 +111,46 @@ def _utf8_url(value: bytes) -> tuple[str, str]:
         return value.decode("utf-8", errors="replace"), f"{_URL_NOT_TEXT} (byte {exc.start})"
 
 
+def parse_uid(value: Any) -> tuple[str, str]:
+    """(uid, "") for 32 hex digits (surrounding blanks ignored, lower-cased); ("", "") for no
+    uid (null, blank); ("", why) for any other value."""
+    if value is None:
+        return "", ""
+    if not isinstance(value, str):
+        return "", f"a {type(value).__name__}, not text"
+    text = value.strip()
+    if not text:
+        return "", ""
+    if _UID.fullmatch(text):
+        return text.lower(), ""
+    return "", f"not 32 hex digits: {_fix_text(text)[:40]!r}"
+
+
+def _take_uid(extra: tuple, uid_col: str) -> tuple[str, tuple]:
+    """(the row's uid, its extra without the uid column); an invalid uid stays in extra."""
+    if not uid_col or not any(name == uid_col for name, _ in extra):
+        return "", extra
+    value = next(v for name, v in extra if name == uid_col)
+    uid, problem = parse_uid(value)
+    if problem:
+        return "", extra
+    return uid, tuple((name, v) for name, v in extra if name != uid_col)
+
+
+def uid_invalid(pair: AltPair, uid_col: str = UID_COL) -> bool:
+    """True when the pair's row had a uid value that is not a uid (it stayed in ``extra``)."""
+    return not pair.uid and bool(uid_col) and any(name == uid_col for name, _ in pair.extra)
+
+
 # ---- rows -> pairs ------------------------------------------------------------------------------
 
-def _row_result(source: str, index: int, url: Any, caption: Any, extra: tuple, max_chars: int):
+def _row_result(source: str, index: int, url: Any, caption: Any, extra: tuple, max_chars: int,
+                uid_col: str = UID_COL):
     """The pair of one row, or its rejection (``extract.bad_encoding``, ``extract.bad_url``)."""
     text, not_text = _url(url)
+    uid, extra = _take_uid(extra, uid_col)
     pair = AltPair(key=make_key(source, index), page_url="", image_url=text, caption=_caption(caption),
-                   position=index, extra=extra)
+                   position=index, extra=extra, uid=uid)
     if not_text:
         reason = DropReason.EXTRACT_BAD_ENCODING if not_text.startswith(_URL_NOT_TEXT) else DropReason.EXTRACT_BAD_URL
         return _rejected(pair, reason, f"row {index}: {not_text}")
@@ -136,12 +179,13 @@ def _row_internal_error(source: str, index: int, exc: Exception) -> Rejection:
                      detail=faults.internal_error(reason, exc, f"{source} row {index}"))
 
 
-def _pairs(source: str, rows: Iterable[tuple], max_chars: int) -> Iterator[AltPair | Rejection]:
+def _pairs(source: str, rows: Iterable[tuple], max_chars: int, uid_col: str = UID_COL
+           ) -> Iterator[AltPair | Rejection]:
     """(index, url, caption, extra) rows -> pairs; a row whose handling raises is that row's
     ``extract.internal_error`` (a bug one row trips costs that row)."""
     for index, url, caption, extra in rows:
         try:
-            out = _row_result(source, index, url, caption, extra, max_chars)
+            out = _row_result(source, index, url, caption, extra, max_chars, uid_col)
         except Exception as exc:  # per-row fault isolation (DESIGN.md §4)
             out = _row_internal_error(source, index, exc)
         yield out
@@ -190,10 +234,10 @@ def _table_rows(table: pa.Table, url_col: str, caption_col: str) -> Iterator[tup
         yield index, url, caption, extra
 
 
-def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str) -> tuple[pa.Table, list]:
+def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str, uid_col: str) -> tuple[pa.Table, list]:
     """(the table, [(line number, text, expected, actual)] of the lines pyarrow skipped as
-    malformed). ``data`` is valid UTF-8; the URL and caption columns are read as text (a
-    caption "1.50" must not become the float 1.5)."""
+    malformed). ``data`` is valid UTF-8; the URL, caption and uid columns are read as text (a
+    caption "1.50" must not become the float 1.5, nor a uid "00...01" the integer 1)."""
     skipped: list = []
 
     def invalid_row(row) -> str:
@@ -202,8 +246,8 @@ def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str) -> tuple[pa
 
     parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True,
                                invalid_row_handler=invalid_row)
-    convert = pacsv.ConvertOptions(strings_can_be_null=False,
-                                   column_types={url_col: pa.string(), caption_col: pa.string()})
+    text_cols = {url_col: pa.string(), caption_col: pa.string(), **({uid_col: pa.string()} if uid_col else {})}
+    convert = pacsv.ConvertOptions(strings_can_be_null=False, column_types=text_cols)
     read = pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES)
     try:
         return pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,
@@ -232,7 +276,7 @@ def _marked(rows: Iterator[tuple]) -> Iterator[tuple]:
 
 
 def _csv_rows(source: str, path: str, data: bytes, fmt: str, url_col: str, caption_col: str,
-              max_chars: int) -> Iterator[AltPair | Rejection]:
+              max_chars: int, uid_col: str) -> Iterator[AltPair | Rejection]:
     if data.startswith(tuple(bom for bom, _ in _OTHER_BOMS)):  # Excel's "Unicode text" is UTF-16
         data = _text(data).encode("utf-8", errors="surrogateescape")
     if not data.strip():
@@ -242,22 +286,22 @@ def _csv_rows(source: str, path: str, data: bytes, fmt: str, url_col: str, capti
     repaired = not _valid_utf8(data)
     if repaired:
         data = data.decode("utf-8", errors="replace").encode("utf-8")
-    table, skipped = _read_csv(data, fmt, url_col, caption_col)
+    table, skipped = _read_csv(data, fmt, url_col, caption_col, uid_col)
     _column(table, url_col)  # a file without the URL column is unreadable before any row comes out
     rows = _table_rows(table, url_col, caption_col)
-    yield from _pairs(source, _marked(rows) if repaired else rows, max_chars)
+    yield from _pairs(source, _marked(rows) if repaired else rows, max_chars, uid_col)
     for k, (line, text, expected, actual) in enumerate(skipped):
         index = -1 - line if line is not None else -1_000_000_000 - k
         yield _bad_row(source, path, index, f"line {line}: {actual} fields, expected {expected}: {text[:100]!r}")
 
 
-def _parquet_rows(source: str, data: bytes, url_col: str, caption_col: str, max_chars: int):
+def _parquet_rows(source: str, data: bytes, url_col: str, caption_col: str, max_chars: int, uid_col: str):
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as exc:
         raise Unreadable(f"cannot read as parquet: {exc}"[:200]) from None
     _column(table, url_col)
-    yield from _pairs(source, _table_rows(table, url_col, caption_col), max_chars)
+    yield from _pairs(source, _table_rows(table, url_col, caption_col), max_chars, uid_col)
 
 
 # ---- JSON, JSONL, TXT ---------------------------------------------------------------------------
@@ -276,7 +320,8 @@ def _record(obj, url_col: str, caption_col: str):
     return obj.get(url_col), obj.get(caption_col), extra
 
 
-def _json_items(source: str, path: str, items: Iterable[tuple], url_col: str, caption_col: str, max_chars: int):
+def _json_items(source: str, path: str, items: Iterable[tuple], url_col: str, caption_col: str, max_chars: int,
+                uid_col: str):
     """(index, parsed value or an error text) -> pairs, and ``extract.bad_row`` for non-objects."""
     for index, obj in items:
         if isinstance(obj, dict) and url_col not in obj:
@@ -284,7 +329,7 @@ def _json_items(source: str, path: str, items: Iterable[tuple], url_col: str, ca
             fields = _fix_text(", ".join(obj))[:100]
             yield _rejected(pair, DropReason.EXTRACT_BAD_URL, f"row {index}: no {url_col!r} field (fields: {fields})")
         elif isinstance(obj, dict):
-            yield from _pairs(source, [(index, *_record(obj, url_col, caption_col))], max_chars)
+            yield from _pairs(source, [(index, *_record(obj, url_col, caption_col))], max_chars, uid_col)
         elif isinstance(obj, _JsonError):
             yield _bad_row(source, path, index, f"row {index}: not JSON: {obj}")
         else:
@@ -309,20 +354,20 @@ def _loads(text: str):
         return _JsonError(str(exc)[:120])
 
 
-def _json_rows(source: str, path: str, data: bytes, url_col: str, caption_col: str, max_chars: int):
+def _json_rows(source: str, path: str, data: bytes, url_col: str, caption_col: str, max_chars: int, uid_col: str):
     doc = _loads(_text(data))
     if isinstance(doc, _JsonError):
         raise Unreadable(f"cannot read as json: {doc}")
     if not isinstance(doc, list):
         raise Unreadable(f"a JSON {_json_type(doc)}, expected an array of objects")
-    yield from _json_items(source, path, enumerate(doc), url_col, caption_col, max_chars)
+    yield from _json_items(source, path, enumerate(doc), url_col, caption_col, max_chars, uid_col)
 
 
-def _jsonl_rows(source: str, path: str, data: bytes, url_col: str, caption_col: str, max_chars: int):
+def _jsonl_rows(source: str, path: str, data: bytes, url_col: str, caption_col: str, max_chars: int, uid_col: str):
     # "\n" only: str.splitlines would also split inside strings at U+2028, U+0085, ...
     lines = (line for line in _text(data).split("\n") if line.strip())
     yield from _json_items(source, path, ((i, _loads(line)) for i, line in enumerate(lines)),
-                           url_col, caption_col, max_chars)
+                           url_col, caption_col, max_chars, uid_col)
 
 
 def _txt_rows(source: str, data: bytes, max_chars: int):
@@ -331,14 +376,15 @@ def _txt_rows(source: str, data: bytes, max_chars: int):
 
 
 def file_rows(fmt: str, data: bytes, source: str, path: str, url_col: str, caption_col: str,
-              max_chars: int) -> Iterator[AltPair | Rejection]:
-    """Every row of one list file's bytes, as a pair or a rejection (raises ``Unreadable``)."""
+              max_chars: int, uid_col: str = UID_COL) -> Iterator[AltPair | Rejection]:
+    """Every row of one list file's bytes, as a pair or a rejection (raises ``Unreadable``).
+    ``uid_col`` "" reads no uid (the column, if any, stays in ``extra``)."""
     if fmt == "parquet":
-        return _parquet_rows(source, data, url_col, caption_col, max_chars)
+        return _parquet_rows(source, data, url_col, caption_col, max_chars, uid_col)
     if fmt in ("csv", "tsv"):
-        return _csv_rows(source, path, data, fmt, url_col, caption_col, max_chars)
+        return _csv_rows(source, path, data, fmt, url_col, caption_col, max_chars, uid_col)
     if fmt == "json":
-        return _json_rows(source, path, data, url_col, caption_col, max_chars)
+        return _json_rows(source, path, data, url_col, caption_col, max_chars, uid_col)
     if fmt == "jsonl":
-        return _jsonl_rows(source, path, data, url_col, caption_col, max_chars)
+        return _jsonl_rows(source, path, data, url_col, caption_col, max_chars, uid_col)
     return _txt_rows(source, data, max_chars)

@@ -118,7 +118,20 @@ def connected_components(edges: Iterable[tuple]) -> dict:
     return {node: find(node) for node in parent}
 
 
-# ---- verification of one (table, prefix) group of band entries (DedupeNear's VerifyBuckets) ----
+# ---- DedupeNear's two verification steps ----
+# VerifyBuckets: the Hamming test among one (table, prefix) group of band entries, which carry
+# the hashes only (8 bytes per image and table: the band value is recomputed from the hash);
+# VerifyPairs: the colour guard on the few pairs that passed, joined back to their signatures.
+
+
+def table_band_values(hashes: np.ndarray, spec: LshSpec, table: int) -> np.ndarray:
+    """Band values of one table (``band_values(hashes, spec)[:, table]`` without the other 89)."""
+    octets = np.ascontiguousarray(hashes, dtype=np.uint64).astype("<u8").view(np.uint8).reshape(-1, 8)
+    lut = _byte_tables(spec)[table]
+    out = np.zeros(len(octets), dtype=np.uint32)
+    for j in range(8):
+        out |= lut[j][octets[:, j]]
+    return out
 
 
 def _pairs_in_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,27 +150,31 @@ def _pairs_in_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(firsts), np.concatenate(seconds)
 
 
-def verify(a: np.ndarray, b: np.ndarray, hashes: np.ndarray, colours: Optional[np.ndarray], spec: LshSpec,
-           coloured: Optional[np.ndarray] = None) -> np.ndarray:
-    """Mask of candidate pairs (a[i], b[i]) that are near-duplicates: Hamming and colour guard.
-
-    ``coloured``: rows that have a colour signature (the guard is skipped when either lacks one).
-    """
-    keep = np.bitwise_count(hashes[a] ^ hashes[b]) <= spec.threshold
-    if colours is not None and spec.colour_delta < 255:
-        close = np.abs(colours[a].astype(np.int16) - colours[b].astype(np.int16)).max(axis=1) <= spec.colour_delta
-        if coloured is not None:
-            close |= ~(coloured[a] & coloured[b])
-        keep &= close
-    return keep
-
-
-def bucket_group_edges(bands: np.ndarray, hashes: np.ndarray, colours: np.ndarray, coloured: np.ndarray,
-                       spec: LshSpec) -> list[tuple[int, int, int]]:
-    """(i, j, distance) of verified pairs sharing a band value, among rows of one band's entries."""
+def bucket_candidates(hashes: np.ndarray, spec: LshSpec, table: int) -> list[tuple[int, int]]:
+    """(a, b), a < b, of distinct hashes that share ``table``'s band value and are within the
+    Hamming threshold. Equal hashes are not paired here: they share every band, and their
+    signatures (which differ in colour) are compared where they are joined back."""
+    hashes = np.unique(np.asarray(hashes, dtype=np.uint64))  # sorted; a hash from several bundles once
+    bands = table_band_values(hashes, spec, table)
     order = np.argsort(bands, kind="stable")
     p, q = _pairs_in_runs(bands[order])
-    a, b = order[p], order[q]
-    keep = verify(a, b, hashes, colours, spec, coloured)
-    dist = np.bitwise_count(hashes[a[keep]] ^ hashes[b[keep]])
-    return list(zip(a[keep].tolist(), b[keep].tolist(), dist.tolist()))
+    a, b = hashes[order[p]], hashes[order[q]]
+    keep = np.bitwise_count(a ^ b) <= spec.threshold
+    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    return list(zip(lo.tolist(), hi.tolist()))
+
+
+def colour_close(colour_a: str, colour_b: str, spec: LshSpec) -> bool:
+    """The colour guard: the largest channel difference of two colour signatures (hex) within
+    ``colour_delta``; skipped (True) when either has no signature or the delta is 255."""
+    if spec.colour_delta >= 255 or not colour_a or not colour_b:
+        return True
+    return max(abs(x - y) for x, y in zip(bytes.fromhex(colour_a), bytes.fromhex(colour_b))) <= spec.colour_delta
+
+
+def near_distance(hash_a: int, colour_a: str, hash_b: int, colour_b: str, spec: LshSpec) -> Optional[int]:
+    """Hamming distance of two signatures that are near-duplicates, None when they are not."""
+    distance = (hash_a ^ hash_b).bit_count()
+    if distance <= spec.threshold and colour_close(colour_a, colour_b, spec):
+        return distance
+    return None

@@ -18,6 +18,10 @@ the DCT scaling makes decode ~4x cheaper when the target is much smaller.
 Large images that are not RGB are flattened after the downscale, a band of rows
 at a time, with the same pixels (transforms/imaging.py): the peak per image is
 one decode plus the output, so a big RGBA PNG costs ~1x its decoded size, not ~5x.
+
+``resize.svg``: SVG is rendered safely at the target size (transforms/svg.py), or refused
+with ``image.svg_refused``. ``ResizedImage.exif`` carries img2dataset's ``exif`` text of the
+original (transforms/imaging.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def resize_fetched(fetched: FetchedImage, spec: ResizeSpec, pool=None) -> Resize
         pair=fetched.pair, data=res.data, ext=spec.encode_format, width=res.width, height=res.height,
         original_width=res.original_width, original_height=res.original_height,
         sha256=hashlib.sha256(fetched.data).hexdigest(), final_url=fetched.final_url, mime=fetched.mime,
-        phash=res.phash, colour_sig=res.colour_sig)
+        phash=res.phash, colour_sig=res.colour_sig, exif=res.exif)
 
 
 def image_internal_error(fetched: FetchedImage, exc: Exception) -> Rejection:
@@ -78,9 +82,3 @@ class ResizeImages(beam.PTransform):
     def expand(self, fetched):
         out = fetched | "Resize" >> beam.ParDo(_ResizeFn(self.spec)).with_outputs("rejected", main="resized")
         return out.resized, out.rejected
-
-
-def resize_spec(cfg) -> ResizeSpec:
-    """ResizeSpec from the ``resize`` config section."""
-    return ResizeSpec(cfg.image_size, cfg.mode, cfg.resize_only_if_bigger, cfg.encode_format,
-                      cfg.encode_quality, cfg.max_pixels, cfg.resample)

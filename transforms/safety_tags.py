@@ -48,10 +48,12 @@ class SafetyInputError(ValueError):
 
 @dataclass(frozen=True)
 class SafetySpec:
-    prompts: str = ""  # YAML prompt sets (used when ``head`` is empty)
-    head: str = ""  # .npz linear head
-    logit_scale: float = 100.0
-    thresholds: tuple = ()  # ((tag, threshold), ...) overriding the file's
+    """What TagSafety needs (pipeline/specs.py: ``safety_spec``, from the ``safety`` section)."""
+
+    prompts: str  # YAML prompt sets (used when ``head`` is empty)
+    head: str  # .npz linear head ("" = prompts)
+    logit_scale: float  # softmax temperature over a tag's prompts
+    thresholds: tuple  # ((tag, threshold or None), ...) overriding the file's
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def scorer_text_encoder(scorer_spec) -> Callable:
     """``encode_text`` with the run's own open_clip model (its text tower only)."""
     import torch
 
-    from transforms.score import load_scorer
+    from transforms.clip_model import load_scorer
 
     scorer = load_scorer(scorer_spec)
 
@@ -255,25 +257,6 @@ def project_path(path: str) -> str:
         return path
     candidate = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
     return candidate if os.path.exists(candidate) else path
-
-
-def safety_spec(cfg) -> SafetySpec:
-    """SafetySpec from the ``safety`` config section."""
-    overrides = []
-    for entry in cfg.thresholds:
-        tag, sep, value = str(entry).partition("=")
-        if value.strip().lower() == "off":
-            overrides.append((tag.strip(), None))  # a column only, never filtered
-            continue
-        try:
-            threshold = float(value)
-        except ValueError:
-            threshold = float("nan")
-        if not sep or not 0 <= threshold <= 1:
-            raise SafetyInputError(f"safety.thresholds entry {entry!r}: expected tag=value with value in [0, 1] "
-                                   "or tag=off")
-        overrides.append((tag.strip(), threshold))
-    return SafetySpec(project_path(cfg.prompts), project_path(cfg.head), cfg.logit_scale, tuple(overrides))
 
 
 def safety_stats(spec: SafetySpec, filtering: bool) -> dict:

@@ -5,6 +5,12 @@ Input: a path or glob (local or any Beam filesystem) of ``.parquet``, ``.csv``,
 line) files, gzipped too (``.csv.gz``, ...). Columns ``url`` and ``caption``
 by default (names configurable, as img2dataset's ``--url_col``/``--caption_col``);
 other columns ride along in ``extra``. Pairs from a list skip the page crawl.
+A ``uid`` column (DataComp's pool layout: 32 hex digits; name configurable, "" =
+none) is carried as ``AltPair.uid`` and written as the samples' ``uid`` column, so
+``wit export datacomp`` can name the kept samples by their pool ids. A uid that is
+not 32 hex digits does not drop its row: the pair has no uid, the value stays in
+``extra``, and each file's count of them is logged as a warning
+(list_rows.py ``parse_uid``).
 
 Output: ``(pairs, rejected)`` — an ``AltPair`` per row (page_url empty: no page
 was crawled), or a ``Rejection``:
@@ -47,6 +53,7 @@ A 1M-row CSV reads in ~8 s, as before these checks.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import zlib
 from typing import Iterator
@@ -57,8 +64,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, Rejection, make_key
-from transforms.list_rows import Unreadable, file_rows, short_path
+from transforms.list_rows import UID_COL, Unreadable, file_rows, short_path, uid_invalid
 from transforms.url_guard import MAX_URL_CHARS
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("parquet", "csv", "tsv", "json", "jsonl", "txt")
 _FILE_INDEX = -1  # the key of a file's own rejection (rows are >= 0, skipped CSV lines <= -2)
@@ -101,19 +110,33 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
-def _file_rows(path: str, source: str, url_col: str, caption_col: str, max_chars: int):
+def _file_rows(path: str, source: str, url_col: str, caption_col: str, max_chars: int, uid_col: str):
     fmt = list_format(path)
-    return file_rows(fmt, _read_bytes(path), source, path, url_col, caption_col, max_chars)
+    return file_rows(fmt, _read_bytes(path), source, path, url_col, caption_col, max_chars, uid_col)
+
+
+def _counting_invalid_uids(rows: Iterator, path: str, uid_col: str) -> Iterator:
+    """The rows, unchanged; at the end one warning with the count of uids that were not uids."""
+    invalid, example = 0, ""
+    for out in rows:
+        if isinstance(out, AltPair) and uid_invalid(out, uid_col):
+            invalid += 1
+            example = example or repr(dict(out.extra)[uid_col])[:60]
+        yield out
+    if invalid:
+        log.warning("%s: %d row(s) with a %r value that is not a 32-hex-digit uid (e.g. %s): kept without "
+                    "a uid, the value left in extra", short_path(path), invalid, uid_col, example)
 
 
 def read_list_file(path: str, url_col: str = "url", caption_col: str = "caption",
-                   max_url_chars: int = MAX_URL_CHARS) -> Iterator[AltPair | Rejection]:
+                   max_url_chars: int = MAX_URL_CHARS, uid_col: str = UID_COL) -> Iterator[AltPair | Rejection]:
     """Every row of one list file as a pair or a rejection; a file that cannot be read at all is
     one ``extract.unreadable_file``, an unexpected exception one ``extract.internal_error`` (for
     the file, or the rest of it: rows already out stay)."""
     source = source_id(path)
     try:
-        yield from _file_rows(path, source, url_col, caption_col, max_url_chars)
+        yield from _counting_invalid_uids(_file_rows(path, source, url_col, caption_col, max_url_chars, uid_col),
+                                          path, uid_col)
     except (Unreadable, UrlListError) as exc:
         yield _file_rejection(source, path, DropReason.EXTRACT_UNREADABLE_FILE, str(exc))
     except Exception as exc:  # per-file fault isolation: a bug one file trips costs that file
@@ -122,11 +145,12 @@ def read_list_file(path: str, url_col: str = "url", caption_col: str = "caption"
 
 
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, url_col: str, caption_col: str, max_url_chars: int):
+    def __init__(self, url_col: str, caption_col: str, max_url_chars: int, uid_col: str = UID_COL):
         self.url_col, self.caption_col, self.max_url_chars = url_col, caption_col, max_url_chars
+        self.uid_col = uid_col
 
     def process(self, path: str):
-        for out in read_list_file(path, self.url_col, self.caption_col, self.max_url_chars):
+        for out in read_list_file(path, self.url_col, self.caption_col, self.max_url_chars, self.uid_col):
             metrics.inc(metrics.Counter.PAIRS_EXTRACTED)
             if isinstance(out, Rejection):
                 metrics.inc_reason(DropReason(out.reason))
@@ -150,17 +174,19 @@ class ReadUrlList(beam.PTransform):
     """Path/glob of URL lists -> (AltPair, Rejection)."""
 
     def __init__(self, pattern: str, url_col: str = "url", caption_col: str = "caption",
-                 max_url_chars: int = MAX_URL_CHARS):
+                 max_url_chars: int = MAX_URL_CHARS, uid_col: str = UID_COL):
         super().__init__()
         self.paths = expand_paths(pattern)
         self.url_col, self.caption_col, self.max_url_chars = url_col, caption_col, max_url_chars
+        self.uid_col = uid_col
 
     def expand(self, pbegin):
         out = (
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "ReshuffleFiles" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(_ReadFileFn(self.url_col, self.caption_col, self.max_url_chars))
+            | "ReadRows" >> beam.ParDo(_ReadFileFn(self.url_col, self.caption_col, self.max_url_chars,
+                                                    self.uid_col))
             .with_outputs("rejected", main="pairs")
         )
         return out.pairs, out.rejected

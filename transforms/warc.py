@@ -56,14 +56,13 @@ from pipeline import faults, metrics
 from pipeline.records import DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection
 from transforms.crawl import normalize_url
 from transforms.extract_alt_text import ExtractSpec
-from transforms.robots import product_token
 from transforms.warc_reader import file_name, is_arc, read_warc
 from transforms.warc_records import ArchivedImage, WarcLimits
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ArchivedImage", "ReadWarc", "UseArchivedImages", "WarcInputError", "WarcLimits", "best_capture",
-           "expand_warc_paths", "is_arc", "read_file", "read_warc", "warc_limits"]
+           "expand_warc_paths", "is_arc", "read_file", "read_warc"]
 
 
 class WarcInputError(ValueError):
@@ -140,10 +139,10 @@ def _sum_as_dict(pcoll, label: str, name: str):
 class ReadWarc(beam.PTransform):
     """Path/glob of WARC/ARC/WAT files -> {pages, images, pairs, rejected, failures, stats}."""
 
-    def __init__(self, pattern: str, limits: WarcLimits = WarcLimits(), spec: Optional[ExtractSpec] = None):
+    def __init__(self, pattern: str, limits: WarcLimits, spec: ExtractSpec):
         super().__init__()
         self.paths = expand_warc_paths(pattern)
-        self.limits, self.spec = limits, spec or ExtractSpec()
+        self.limits, self.spec = limits, spec
 
     def expand(self, pbegin):
         out = (pbegin
@@ -155,11 +154,6 @@ class ReadWarc(beam.PTransform):
                  | "WarcStats" >> beam.Flatten())
         return {"pages": out.pages, "images": out.images, "pairs": out.pairs, "rejected": out.rejected,
                 "failures": out.failures, "stats": stats}
-
-
-def warc_limits(crawl_cfg, fetch_cfg) -> WarcLimits:
-    return WarcLimits(crawl_cfg.max_page_bytes, fetch_cfg.max_bytes, fetch_cfg.respect_noai,
-                      product_token(fetch_cfg.user_agent))
 
 
 # ---- UseArchivedImages ------------------------------------------------------------

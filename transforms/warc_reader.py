@@ -300,7 +300,7 @@ class _FileRecords:
                 yield got, None
 
 
-def read_warc(fileobj, path: str, limits: WarcLimits, spec: ExtractSpec = ExtractSpec(),
+def read_warc(fileobj, path: str, limits: WarcLimits, spec: ExtractSpec,
               warnings: Optional[collections.Counter] = None) -> Iterator[tuple]:
     """(tally kind or None, output or None) for every record of one archive file; warcio's warnings
     are counted into ``warnings``. No exception escapes. Sniffing the format, re-reading a

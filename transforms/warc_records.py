@@ -65,10 +65,12 @@ _DRAIN = 1 << 16
 
 @dataclass(frozen=True)
 class WarcLimits:
-    max_page_bytes: int = 5_000_000  # crawl.max_page_bytes
-    max_image_bytes: int = 20_000_000  # fetch.max_bytes
-    respect_noai: bool = True  # fetch.respect_noai
-    agent: str = "wit-curator"  # fetch.user_agent's product token: X-Robots-Tag "wit-curator: noai" is for us
+    """What reading archives needs (pipeline/specs.py: ``warc_limits``)."""
+
+    max_page_bytes: int  # crawl.max_page_bytes
+    max_image_bytes: int  # fetch.max_bytes
+    respect_noai: bool  # fetch.respect_noai
+    agent: str  # fetch.user_agent's product token: X-Robots-Tag "wit-curator: noai" is for us
 
 
 @dataclass(frozen=True)

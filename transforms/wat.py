@@ -120,8 +120,7 @@ def _isolated_link(link: dict, n: int, page_url: str, base: str, title: str, spe
                             faults.internal_error(DropReason.EXTRACT_INTERNAL, exc, stub.image_url))
 
 
-def wat_pairs(page_url: str, html_meta: dict, spec: ExtractSpec = ExtractSpec()
-              ) -> tuple[list[AltPair], list[Rejection]]:
+def wat_pairs(page_url: str, html_meta: dict, spec: ExtractSpec) -> tuple[list[AltPair], list[Rejection]]:
     """One pair (or rejection) per ``IMG@/src`` link of a page's HTML-Metadata."""
     head = _dict(html_meta.get("Head"))
     declared_base = _text(head.get("Base")).strip()

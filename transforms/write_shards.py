@@ -23,8 +23,7 @@ thousand entries (~2,000 shards for ~20M kept samples), kilobytes.
 from __future__ import annotations
 
 import json
-import math
-import uuid
+from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -32,16 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import metrics, shard_format
 from pipeline.records import Rejection, ScoredImage
 from transforms.image_store import image_bytes
-
-
-def write_atomically(path: str, payload: bytes) -> None:
-    """Write to a unique temporary name, then rename over ``path``."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(tmp) as fh:
-        fh.write(payload)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+from transforms.output_files import bucket_of, pack, unpack, write_atomically
 
 
 def sample_row(scored: ScoredImage) -> dict:
@@ -57,7 +47,7 @@ def sample_row(scored: ScoredImage) -> dict:
         "height": image.height,
         "original_width": image.original_width,
         "original_height": image.original_height,
-        "exif": None,
+        "exif": image.exif or None,  # EXIF as JSON object text (img2dataset's column); "" = none
         "sha256": image.sha256,
         "phash": image.phash or None,  # 64-bit windowed DCT pHash, hex (transforms/hashing.py)
         "clip_score": scored.clip_score,
@@ -82,11 +72,6 @@ def rejection_row(rej: Rejection) -> dict:
     return {name: getattr(rej, name) for name in shard_format.REJECTION_SCHEMA.names}
 
 
-def bucket_of(key: str, count: int, per_file: int) -> int:
-    buckets = max(1, math.ceil(count / per_file))
-    return int(key, 16) % buckets
-
-
 def _key_of(record) -> str:
     return record.image.pair.key if isinstance(record, ScoredImage) else record.key
 
@@ -96,14 +81,16 @@ class _WriteShardFn(beam.DoFn):
         self.shards_dir = shards_dir
 
     def process(self, bucket_and_records):
-        bucket, records = bucket_and_records
+        bucket, packed = bucket_and_records
         name = shard_format.shard_name(bucket)
         rows, samples = [], []
-        for scored in sorted(records, key=_key_of):
+        for scored in sorted(map(unpack, packed), key=_key_of):
             row = sample_row(scored)
             row["shard"] = name
             rows.append(row)
             meta = {k: v for k, v in row.items() if k not in ("status", "error_message", "exif", "extra")}
+            if row["exif"]:  # as img2dataset: the EXIF JSON text in the json too (absent when none)
+                meta["exif"] = row["exif"]
             # As img2dataset: a URL list's extra columns sit beside ours in the json.
             meta.update({k: v for k, v in scored.image.pair.extra if k not in meta})
             samples.append({"key": row["key"], "ext": scored.image.ext, "image": image_bytes(scored.image),
@@ -121,8 +108,8 @@ class _WriteRejectionFileFn(beam.DoFn):
         self.rejections_dir = rejections_dir
 
     def process(self, bucket_and_records):
-        bucket, records = bucket_and_records
-        rows = [rejection_row(r) for r in sorted(records, key=lambda r: (r.key, r.reason))]
+        bucket, packed = bucket_and_records
+        rows = [rejection_row(r) for r in sorted(map(unpack, packed), key=lambda r: (r.key, r.reason))]
         name = f"{shard_format.shard_name(bucket)}.parquet"
         payload = shard_format.parquet_bytes(rows, shard_format.REJECTION_SCHEMA)
         write_atomically(FileSystems.join(self.rejections_dir, name), payload)
@@ -135,18 +122,43 @@ def _write_sizes(sizes: list, shards_dir: str) -> None:
                      shard_format.sizes_json(dict(sizes)))
 
 
+def _light_sample(scored: ScoredImage) -> ScoredImage:
+    """What the shard writer reads of a sample: everything but the embeddings (embeddings/ has them)."""
+    if scored.image_embedding or scored.text_embedding:
+        return replace(scored, image_embedding=b"", text_embedding=b"")
+    return scored
+
+
+def _identity(record):
+    return record
+
+
+def _keyed_packed(record, light):
+    return _key_of(record), pack(light(record))
+
+
+def _assign_file(key_and_packed, n: int, per: int):
+    key, packed = key_and_packed
+    return bucket_of(key, n, per), packed
+
+
 class _BucketAndWrite(beam.PTransform):
-    def __init__(self, per_file: int, writer: beam.DoFn):
+    """Records -> (file bucket, [packed records]) -> ``writer``.
+
+    The records are packed (transforms/output_files.py) before the count's side input
+    stops fusion, so what waits for the count and what GroupByFile holds is one bytes
+    object per record, not the decoded record (bench/memory.py)."""
+
+    def __init__(self, per_file: int, writer: beam.DoFn, light=_identity):
         super().__init__()
-        self.per_file, self.writer = per_file, writer
+        self.per_file, self.writer, self.light = per_file, writer, light
 
     def expand(self, records):
         count = records | "Count" >> beam.combiners.Count.Globally()
         return (
             records
-            | "AssignFile" >> beam.Map(
-                lambda r, n, per: (bucket_of(_key_of(r), n, per), r),
-                n=beam.pvalue.AsSingleton(count), per=self.per_file)
+            | "Pack" >> beam.Map(_keyed_packed, self.light)
+            | "AssignFile" >> beam.Map(_assign_file, n=beam.pvalue.AsSingleton(count), per=self.per_file)
             | "GroupByFile" >> beam.GroupByKey()
             | "WriteFile" >> beam.ParDo(self.writer)
         )
@@ -161,7 +173,8 @@ class WriteShards(beam.PTransform):
         self.samples_per_shard = samples_per_shard
 
     def expand(self, scored):
-        written = scored | "Shards" >> _BucketAndWrite(self.samples_per_shard, _WriteShardFn(self.shards_dir))
+        written = scored | "Shards" >> _BucketAndWrite(self.samples_per_shard, _WriteShardFn(self.shards_dir),
+                                                       _light_sample)
         _ = (
             written
             | "CollectSizes" >> beam.combiners.ToList()

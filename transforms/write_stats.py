@@ -17,11 +17,17 @@ the count events, and ``samples`` — up to ``SAMPLES_PER_REASON`` details per
 reason, the smallest keys (so a rerun writes the same file), from
 ``SampleInternalErrors`` over the rejections and page failures.
 
+``pages.failed_samples``: which pages failed and why — up to ``FAILED_PAGES_PER_REASON``
+``{"url", "reason", "detail"}`` per page-failure reason, the smallest URLs, from
+``SampleFailedPages`` (a ``("pages", "failed_samples", [...])`` value merged into ``pages``).
+
 Keys at 100M pairs: ``CountEvents`` is a ``Count.PerElement`` (a ``CombinePerKey``, lifted):
 the hottest event, ``("pairs",)``, has 100M elements but reaches the shuffle as one partial count
 per worker bundle. ``CollectCounts`` then lists the distinct events (one per stage and reason:
 a few hundred) and ``AllReasons`` the ``internal_error`` reasons with at most
 ``SAMPLES_PER_REASON`` samples each (``Top.SmallestPerKey``, lifted too): both kilobytes.
+``FailedPageSamples``: the same shape keyed by page-failure reason (~20 reasons, at most
+``FAILED_PAGES_PER_REASON`` URLs each, lifted), whatever the number of failed pages.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 
 INTERNAL_SECTION = "internal_errors"
 SAMPLES_PER_REASON = 3
+PAGES_SECTION = "pages"
+FAILED_PAGES_PER_REASON = 5
 
 
 def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Mapping) -> dict:
@@ -75,11 +83,14 @@ def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Map
         "rejected_by_reason": dict(sorted(by_reason.items())),
         INTERNAL_SECTION: internal,
         "funnel": funnel,
-        "pages": {"fetched": events[("page_ok",)], "failed": sum(page_failures.values()),
-                  "failed_by_reason": dict(sorted(page_failures.items()))},
+        PAGES_SECTION: {"fetched": events[("page_ok",)], "failed": sum(page_failures.values()),
+                        "failed_by_reason": dict(sorted(page_failures.items())),
+                        "failed_samples": list((extra.get(PAGES_SECTION) or {}).get("failed_samples") or [])},
     }
+    pages = stats[PAGES_SECTION]
     stats.update(extra)
     stats[INTERNAL_SECTION] = internal
+    stats[PAGES_SECTION] = pages  # counted here; extra adds only the samples
     if not stats["accounting_ok"]:
         log.error("accounting mismatch: %d pairs extracted but %d kept + %d rejected",
                   pairs, kept, rejected)
@@ -106,6 +117,30 @@ def _samples_value(per_reason: Sequence[tuple]) -> tuple:
     samples = [{"reason": reason, "key": key, "url": url, "detail": detail}
                for reason, picked in sorted(per_reason) for key, url, detail in picked]
     return INTERNAL_SECTION, "samples", samples
+
+
+def failed_page_sample(failure) -> tuple:
+    """(reason, (url, detail)) of a PageFailure."""
+    return str(getattr(failure.reason, "value", failure.reason)), (failure.url, failure.detail or "")
+
+
+def _failed_pages_value(per_reason: Sequence[tuple]) -> tuple:
+    samples = [{"url": url, "reason": reason, "detail": detail}
+               for reason, picked in sorted(per_reason) for url, detail in picked]
+    return PAGES_SECTION, "failed_samples", samples
+
+
+class SampleFailedPages(beam.PTransform):
+    """PageFailure -> one ``("pages", "failed_samples", [...])`` stats value (a few per reason)."""
+
+    def expand(self, failures):
+        return (
+            failures
+            | "ReasonUrl" >> beam.Map(failed_page_sample)
+            | "FirstPagesPerReason" >> beam.combiners.Top.SmallestPerKey(FAILED_PAGES_PER_REASON)
+            | "AllPageReasons" >> beam.combiners.ToList()
+            | "FailedPagesValue" >> beam.Map(_failed_pages_value)
+        )
 
 
 class SampleInternalErrors(beam.PTransform):

@@ -1,7 +1,8 @@
 """What the report and the terminal show, computed from a ``RunData`` (no rendering here).
 
 Input: a ``RunData`` (pipeline/report/loader.py). Output: plain values — the
-headline, reason rows in funnel order, the licence mix of the kept samples, seeded
+headline, reason rows in funnel order, the licence mix of the kept samples, the opt-outs per
+domain (never ``*.robots_unavailable``), the failed pages, the Run table's rows, seeded
 random picks of kept and dropped rows, duplicate groups, the "what would threshold X
 remove" table, and the numbers behind the plots. Pure functions: the same run and seed give the same
 picks, so two reports of one run are identical.
@@ -220,3 +221,88 @@ def license_rows(run: RunData) -> list[LicenseRow]:
     mix = (run.stats.get("license") or {}).get("kept") or {}
     total = max(1, sum(mix.values()))
     return [LicenseRow(lic, n, n / total) for lic, n in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+# Reasons an opt-out table must never show: RFC 9309 reads a robots.txt that answers 5xx or not at all
+# as "disallow everything", but that is a host that is down, not one that said no (transforms/opt_out.py
+# leaves it out; older stats.json files may still carry it).
+NOT_OPT_OUT = frozenset(["fetch.robots_unavailable", "crawl.robots_unavailable"])
+
+
+@dataclass(frozen=True)
+class OptOutView:
+    reasons: list  # opt-out reason codes, sorted
+    total: dict  # {reason: n}
+    domains: list  # [(domain, {reason: n})], most refused first, as stats.json lists them
+    domain_count: int  # domains that refused anything (the list may be cut)
+
+
+def opt_out_view(run: RunData, max_domains: int = 25) -> Optional[OptOutView]:
+    """stats.json ``opt_out`` without the reasons that are not opt-outs; None when nothing was refused."""
+    opt_out = run.stats.get("opt_out") or {}
+    total = {r: n for r, n in (opt_out.get("total") or {}).items() if r not in NOT_OPT_OUT and n}
+    if not total:
+        return None
+    domains = []
+    for domain, counts in (opt_out.get("by_domain") or {}).items():
+        kept = {r: n for r, n in counts.items() if r not in NOT_OPT_OUT and n}
+        if kept:
+            domains.append((domain, kept))
+    return OptOutView(sorted(total), total, domains[:max_domains], int(opt_out.get("domains") or len(domains)))
+
+
+def failed_pages(run: RunData) -> dict:
+    """Pages that could not be crawled: ``{"total", "by_reason": {reason: n}, "samples": [{url, reason,
+    detail}]}`` from stats.json ``pages`` (samples: a few per reason; none in older outputs)."""
+    pages = run.stats.get("pages") or {}
+    by_reason = dict(sorted((pages.get("failed_by_reason") or {}).items(), key=lambda kv: (-kv[1], kv[0])))
+    samples = [s for s in pages.get("failed_samples") or [] if isinstance(s, dict)]
+    return {"total": int(pages.get("failed") or 0), "by_reason": by_reason, "samples": samples}
+
+
+def human_duration(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s"
+
+
+def readable_scorer(glued: Optional[str]) -> Optional[str]:
+    """A readable scorer name from stats.json's ``scorer`` (``model/pretrained`` glued: older outputs).
+
+    ``configs/models/wit-tiny.json/models/wit-tiny-scorer.pt`` -> ``wit-tiny · wit-tiny-scorer.pt``;
+    ``ViT-B-32/laion2b_s34b_b79k`` -> ``ViT-B-32 · laion2b_s34b_b79k``.
+    """
+    if not glued:
+        return None
+    if ".json/" in glued:  # a model config file, then the weights
+        model, pretrained = glued.split(".json/", 1)
+        model = model.rsplit("/", 1)[-1]
+    elif "//" in glued:  # an open_clip name, then an absolute weights path
+        model, pretrained = glued.split("//", 1)
+        model = model.rsplit("/", 1)[-1]
+    elif glued.count("/") == 1:
+        model, pretrained = glued.split("/")
+    else:  # a path we cannot split: its last two parts say the most
+        model, _, pretrained = glued.rstrip("/").rpartition("/")
+        model = model.rsplit("/", 1)[-1]
+    pretrained = pretrained.rstrip("/").rsplit("/", 1)[-1]
+    return f"{model} · {pretrained}" if model and pretrained else glued
+
+
+def run_rows(run: RunData) -> list[tuple[str, str]]:
+    """The Run table's head: date, duration, runner, scorer, config hash (what the run recorded)."""
+    info, stats = run.info or {}, run.stats
+    scorer = (info.get("scorer") or {}).get("name") if isinstance(info.get("scorer"), dict) else None
+    rows = [("date", info.get("date") or "–"),
+            ("duration", human_duration(info.get("duration_s")) if info.get("duration_s") is not None else "–"),
+            ("runner", info.get("runner") or "–"),
+            ("scorer", scorer or readable_scorer(stats.get("scorer"))
+             or ("none (scoring off)" if run.layout == "wit" else "–"))]
+    if stats.get("config_hash"):
+        rows.append(("config hash", stats["config_hash"]))
+    return rows

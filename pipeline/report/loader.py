@@ -1,10 +1,12 @@
 """Read a curated output — ours or img2dataset's — into one shape for ``wit inspect``.
 
 Input: a local directory holding either a ``wit curate`` output (``shards/``,
-``rejections/``, ``stats.json``) or an img2dataset output folder (``NNNNN.tar``,
-``NNNNN.parquet``, ``NNNNN_stats.json`` side by side; no rejections, no stats.json).
-Output: a ``RunData`` — the stats document (stats.json, or one built from the
-parquet rows), the kept rows, the dropped rows with one shape for both layouts,
+``rejections/``, ``stats.json``, ``run_info.json``) or an img2dataset output folder
+(``NNNNN.tar``, ``NNNNN.parquet``, ``NNNNN_stats.json`` side by side; no rejections, no
+stats.json). Output: a ``RunData`` — the stats document (stats.json, or one built from the
+parquet rows), what the run recorded about itself (run_info.json: date, duration, runner,
+scorer; {} when absent), the kept rows, the dropped rows with one shape for both layouts
+(without their thumbnails: ``read_reject_thumbnails`` reads those for the rows shown),
 the shard files, and image bytes by key read back from the tars.
 
 img2dataset rows whose ``status`` is not ``success`` play the dropped ones: stage
@@ -64,6 +66,7 @@ class RunData:
     dropped: pa.Table  # DROPPED_COLUMNS
     shards_dir: str
     files: dict = field(default_factory=dict)  # output sizes, see output_files()
+    info: dict = field(default_factory=dict)  # run_info.json: date, duration_s, runner, scorer
 
 
 def parse_clip_score(detail: Optional[str]) -> Optional[float]:
@@ -110,7 +113,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def _load_wit(root: str) -> RunData:
     shards_dir = os.path.join(root, shard_format.SHARDS_DIR)
     kept = _conform(shard_format.read_samples_table(shards_dir), KEPT_COLUMNS)
-    rejections = shard_format.read_rejections_table(root)
+    rejections = shard_format.read_rejections_table(root, shard_format.REJECTION_TEXT_COLUMNS)
     dropped = _conform(rejections, DROPPED_COLUMNS)
     if "clip_score" not in rejections.column_names:
         dropped = _with_parsed_clip_scores(dropped)
@@ -121,7 +124,20 @@ def _load_wit(root: str) -> RunData:
     else:
         log.warning("%s has no stats.json (an unfinished run?): counting from the files", root)
         stats = stats_from_rows(kept, dropped, stage_order=())
-    return RunData(root, WIT, stats, kept, dropped, shards_dir)
+    return RunData(root, WIT, stats, kept, dropped, shards_dir, info=_read_info(root))
+
+
+def _read_info(root: str) -> dict:
+    path = os.path.join(root, shard_format.RUN_INFO_FILE)
+    if not os.path.exists(path):
+        return {}  # written before run_info.json existed, or by wit refilter
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError) as exc:
+        log.warning("%s unreadable (%s): the report shows no run date or duration", path, exc)
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _with_parsed_clip_scores(dropped: pa.Table) -> pa.Table:
@@ -200,6 +216,22 @@ def output_files(run: RunData) -> dict:
     rej, rej_bytes = sizes(os.path.join(run.root, shard_format.REJECTIONS_DIR, "*.parquet"))
     return {"tars": tars, "tar_bytes": tar_bytes, "parquets": parquets, "parquet_bytes": parquet_bytes,
             "rejection_files": rej, "rejection_bytes": rej_bytes}
+
+
+def read_reject_thumbnails(run: RunData, keys: Iterable[str]) -> dict[str, bytes]:
+    """The stored thumbnails (rejections parquet ``thumbnail``) of the dropped rows ``keys``."""
+    wanted = sorted({k for k in keys if k})
+    if run.layout != WIT or not wanted:
+        return {}
+    found: dict[str, bytes] = {}
+    for path in sorted(glob.glob(os.path.join(run.root, shard_format.REJECTIONS_DIR, "*.parquet"))):
+        if "thumbnail" not in pq.read_schema(path).names:
+            continue  # written before thumbnails existed
+        table = pq.read_table(path, columns=["key", "thumbnail"], filters=[("key", "in", wanted)])
+        for key, thumb in zip(table.column("key").to_pylist(), table.column("thumbnail").to_pylist()):
+            if thumb and key not in found:
+                found[key] = thumb
+    return found
 
 
 def read_images(run: RunData, rows: Iterable[dict]) -> dict[str, bytes]:

@@ -3,16 +3,22 @@
 Input: a ``RunData`` and the report path. Output: ``PATH`` (one HTML file; CSS and
 the threshold slider's script inline) and ``<stem>_assets/`` beside it with the
 charts (PNG, matplotlib) and JPEG thumbnails of the samples shown. Only images
-stored in the output can be shown: kept samples, and for duplicates the kept
-copy; other dropped samples show caption, URL, reason and detail.
+stored in the output can be shown: kept samples, and pairs dropped after their image was
+downloaded (the rejections parquet ``thumbnail``, transforms/reject_thumbnails.py: a grid
+per drop reason); an exact duplicate without one shows the kept copy; the other dropped
+samples show caption, URL, reason and detail. Also: the pages that failed and why, the
+opt-outs per domain, and the run (date, duration, runner, scorer, config hash).
 
-Text from the web (captions, URLs, details) is escaped by Jinja's autoescape, and
-only http(s) URLs become links.
+Text from the web (captions, URLs, details) is escaped by Jinja's autoescape. URLs are
+what was crawled, not something known to be live: each is marked "crawled URL, may be
+gone", and only public http(s) hosts become (so marked) links; loopback, private and
+reserved-name hosts (the demo's and the tests' servers, gone once the run ended) are text.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -25,7 +31,7 @@ import jinja2
 from PIL import Image
 
 from pipeline.report import content, plots
-from pipeline.report.loader import ReportInputError, RunData, read_images
+from pipeline.report.loader import ReportInputError, RunData, read_images, read_reject_thumbnails
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +62,37 @@ def anchor(reason: str) -> str:
     return "reason-" + (re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-") or "unknown")
 
 
-def _web_url(url: Optional[str]) -> Optional[str]:
-    return url if url and urlsplit(url).scheme in ("http", "https") else None
+CRAWLED_TITLE = "crawled URL, may be gone"
+# RFC 2606 / 6761 names that never resolve on the public web
+_RESERVED_SUFFIXES = (".localhost", ".test", ".invalid", ".example", ".local", ".internal")
+
+
+def _public_host(host: str) -> bool:
+    host = host.rstrip(".").lower()
+    if not host or host == "localhost" or host.endswith(_RESERVED_SUFFIXES):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:  # a name, not an address literal
+        return "." in host
+
+
+def crawled_url(url: Optional[str]) -> Optional[dict]:
+    """A crawled URL as the page shows it: ``{"text", "full", "href"}``; ``href`` (a link) only
+    for http(s) URLs on public hosts, else None (shown as text). None for no URL."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a bad port or IPv6 literal: text only
+        parts, host = None, ""
+    live = parts is not None and parts.scheme in ("http", "https") and _public_host(host)
+    return {"text": short_url(url), "full": url, "href": url if live else None}
+
+
+def _web_url(url: Optional[str]) -> Optional[dict]:
+    return crawled_url(url)
 
 
 def short_url(url: str, limit: int = 60) -> str:
@@ -79,13 +114,40 @@ def _thumbnail(data: bytes) -> Optional[bytes]:
         return None
 
 
+def _is_image(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+        return True
+    except (OSError, ValueError, SyntaxError) as exc:  # a damaged stored thumbnail: show none
+        log.warning("stored thumbnail does not decode: %s", exc)
+        return False
+
+
 class _Thumbs:
-    """Writes each needed thumbnail once; maps a kept key to its relative URL."""
+    """Writes each needed thumbnail once; maps a kept key (or a dropped one, ``dropped``) to its URL."""
 
     def __init__(self, run: RunData, assets: str):
         self.run, self.assets = run, assets
         self.rel = quote(os.path.basename(assets))
         self.urls: dict[str, str] = {}
+        self.dropped_urls: dict[str, str] = {}
+
+    def _write(self, name: str, data: bytes) -> str:
+        with open(os.path.join(self.assets, "thumbs", name), "wb") as fh:
+            fh.write(data)
+        return f"{self.rel}/thumbs/{quote(name)}"
+
+    def add_dropped(self, rows: list[dict]) -> None:
+        """Thumbnails stored with the rejections (pairs dropped after download), written as they are."""
+        todo = [r["key"] for r in rows if r.get("key") and r["key"] not in self.dropped_urls]
+        for key, data in read_reject_thumbnails(self.run, todo).items():
+            if _is_image(data):
+                name = "dropped-" + re.sub(r"[^A-Za-z0-9_-]", "_", key) + ".jpg"
+                self.dropped_urls[key] = self._write(name, data)
+
+    def dropped(self, key: Optional[str]) -> Optional[str]:
+        return self.dropped_urls.get(key) if key else None
 
     def add(self, rows: list[dict]) -> None:
         todo = [r for r in rows if r and r.get("key") not in self.urls]
@@ -93,10 +155,7 @@ class _Thumbs:
             thumb = _thumbnail(data)
             if thumb is None:
                 continue
-            name = re.sub(r"[^A-Za-z0-9_-]", "_", key) + ".jpg"
-            with open(os.path.join(self.assets, "thumbs", name), "wb") as fh:
-                fh.write(thumb)
-            self.urls[key] = f"{self.rel}/thumbs/{quote(name)}"
+            self.urls[key] = self._write(re.sub(r"[^A-Za-z0-9_-]", "_", key) + ".jpg", thumb)
 
     def url(self, key: Optional[str]) -> Optional[str]:
         return self.urls.get(key) if key else None
@@ -114,10 +173,11 @@ def _size(row: dict) -> Optional[str]:
 
 
 def _dropped_card(row: dict, thumbs: _Thumbs, survivor: Optional[str]) -> dict:
-    return {"key": row["key"], "thumb": thumbs.url(survivor), "caption": row["caption"] or "",
-            "score": row.get("clip_score"), "image_url": _web_url(row.get("image_url")),
-            "page_url": _web_url(row.get("page_url")), "reason": row["reason"],
-            "detail": row.get("detail") or "", "survivor": survivor}
+    own = thumbs.dropped(row["key"])  # the dropped image itself, when it was downloaded
+    return {"key": row["key"], "thumb": own or thumbs.url(survivor), "own_thumb": bool(own),
+            "caption": row["caption"] or "", "score": row.get("clip_score"),
+            "image_url": _web_url(row.get("image_url")), "page_url": _web_url(row.get("page_url")),
+            "reason": row["reason"], "detail": row.get("detail") or "", "survivor": survivor}
 
 
 def _reason_sections(run: RunData, thumbs: _Thumbs, seed: int) -> list[dict]:
@@ -126,6 +186,7 @@ def _reason_sections(run: RunData, thumbs: _Thumbs, seed: int) -> list[dict]:
         rows = content.pick_rows(content.dropped_with_reason(run, r.reason), PER_REASON, seed + i)
         survivors = {row["key"]: content.duplicate_of(row.get("detail"))
                      for row in rows if row["reason"] in content.DUPLICATE_REASONS}
+        thumbs.add_dropped(rows)
         thumbs.add([{"key": k, "shard": s} for k, s in _shards_of(run, survivors.values()).items()])
         cards = [_dropped_card(row, thumbs, survivors.get(row["key"])) for row in rows]
         sections.append({"reason": r.reason, "stage": r.stage, "count": r.count, "anchor": anchor(r.reason),
@@ -141,7 +202,8 @@ def _shards_of(run: RunData, keys) -> dict:
 
 def _group_view(group: dict, thumbs: _Thumbs, same: str) -> dict:
     return {"kept": _kept_card(group["kept"], thumbs) if group["kept"] else None, "key": group["key"],
-            "copies": [{"caption": c.get("caption") or "", "thumb": thumbs.url(c.get("key")),
+            "copies": [{"caption": c.get("caption") or "",
+                        "thumb": thumbs.dropped(c.get("key")) or thumbs.url(c.get("key")),
                         "url": _web_url(c.get("image_url") or c.get("url")),
                         "reason": c.get("reason") or same, "detail": c.get("detail") or ""}
                        for c in group["copies"]]}
@@ -150,10 +212,17 @@ def _group_view(group: dict, thumbs: _Thumbs, same: str) -> dict:
 def _duplicates(run: RunData, thumbs: _Thumbs) -> dict:
     exact, near = content.exact_duplicate_groups(run), content.near_duplicate_groups(run)
     groups = exact + (near or [])
-    # kept copies (img2dataset, or phash groups) have stored images; dropped ones do not
+    # kept copies (img2dataset, or phash groups) have stored images; dropped ones their thumbnails
     thumbs.add([g["kept"] for g in groups if g["kept"]] + [c for g in groups for c in g["copies"]])
+    thumbs.add_dropped([c for g in groups for c in g["copies"] if c.get("reason")])
     return {"exact": [_group_view(g, thumbs, "same sha256") for g in exact],
             "near": None if near is None else [_group_view(g, thumbs, "same phash") for g in near]}
+
+
+def _failed_pages_view(run: RunData) -> dict:
+    failed = content.failed_pages(run)
+    samples = [dict(s, page=crawled_url(s.get("url"))) for s in failed["samples"]]
+    return dict(failed, samples=samples, shown=len(samples))
 
 
 def _charts(run: RunData, assets: str) -> dict:
@@ -207,6 +276,8 @@ def write_report(run: RunData, html_path: str, seed: int = 0) -> str:
         "borderline": [_kept_card(r, thumbs) for r in borderline],
         "dropped": _reason_sections(run, thumbs, seed), "duplicates": _duplicates(run, thumbs),
         "title": os.path.basename(os.path.normpath(run.root)) or run.root,
+        "failed_pages": _failed_pages_view(run), "opt_out": content.opt_out_view(run),
+        "run_rows": content.run_rows(run),
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.dirname(__file__)),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
@@ -218,5 +289,6 @@ def write_report(run: RunData, html_path: str, seed: int = 0) -> str:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(page)
     os.replace(tmp, html_path)
-    log.info("report written: %s (%d thumbnails)", html_path, len(thumbs.urls))
+    log.info("report written: %s (%d thumbnails, %d of dropped images)", html_path, len(thumbs.urls),
+             len(thumbs.dropped_urls))
     return html_path

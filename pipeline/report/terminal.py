@@ -1,5 +1,5 @@
-"""``wit inspect OUT`` in the terminal: the funnel, opt-outs, the licence mix of the kept samples,
-thresholds and output sizes as rich tables,
+"""``wit inspect OUT`` in the terminal: the funnel, failed pages, opt-outs, the licence mix of the
+kept samples, the run (date, duration, runner, scorer), thresholds and output sizes as rich tables,
 and ``--sample N [--reason R]``: N random samples (caption, url, score).
 
 Input: a ``RunData``. Output: text on a rich ``Console`` (colour on a terminal,
@@ -37,15 +37,13 @@ def funnel_table(run: RunData) -> Table:
 
 
 def settings_table(run: RunData) -> Table:
-    table = Table(title="Thresholds and output", box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
+    table = Table(title="Run, thresholds and output", box=box.SIMPLE_HEAD, title_justify="left", show_header=False)
     table.add_column("name")
     table.add_column("value")
+    for name, value in content.run_rows(run):
+        table.add_row(name, escape(str(value)))
     for name, value in (run.stats.get("thresholds") or {}).items():
         table.add_row(name, "—" if value is None else str(value))
-    if run.stats.get("scorer"):
-        table.add_row("scorer", run.stats["scorer"])
-    if run.stats.get("config_hash"):
-        table.add_row("config hash", run.stats["config_hash"])
     files, size = run.files, content.human_bytes
     table.add_row("shards", f"{files['tars']} tar ({size(files['tar_bytes'])}), "
                             f"{files['parquets']} parquet ({size(files['parquet_bytes'])}) in {run.shards_dir}")
@@ -55,20 +53,37 @@ def settings_table(run: RunData) -> Table:
 
 
 def opt_out_table(run: RunData, max_domains: int = 10) -> Optional[Table]:
-    """Pairs refused by robots.txt, noai headers and blocklists, per domain (stats.json ``opt_out``)."""
-    opt_out = run.stats.get("opt_out") or {}
-    total = opt_out.get("total") or {}
-    if not total:
+    """Pairs refused by robots.txt, noai headers and blocklists, per domain (stats.json ``opt_out``;
+    ``*.robots_unavailable`` is a host that is down, not an opt-out: never here)."""
+    view = content.opt_out_view(run, max_domains)
+    if view is None:
         return None
-    reasons = sorted(total)
-    table = Table(title=f"Opt-outs and blocklists ({opt_out.get('domains', 0)} domains)", box=box.SIMPLE_HEAD,
+    table = Table(title=f"Opt-outs and blocklists ({view.domain_count} domains)", box=box.SIMPLE_HEAD,
                   title_justify="left")
     table.add_column("domain")
-    for reason in reasons:
+    for reason in view.reasons:
         table.add_column(reason, justify="right")
-    for domain, counts in list((opt_out.get("by_domain") or {}).items())[:max_domains]:
-        table.add_row(escape(domain), *(str(counts.get(r, "")) for r in reasons))
-    table.add_row("[bold]all[/bold]", *(f"[bold]{total[r]}[/bold]" for r in reasons))
+    for domain, counts in view.domains:
+        table.add_row(escape(domain), *(str(counts.get(r, "")) for r in view.reasons))
+    table.add_row("[bold]all[/bold]", *(f"[bold]{view.total[r]}[/bold]" for r in view.reasons))
+    return table
+
+
+def failed_pages_table(run: RunData) -> Optional[Table]:
+    """Pages that could not be crawled: a few per reason with the reason's detail (stats.json ``pages``)."""
+    failed = content.failed_pages(run)
+    if not failed["total"]:
+        return None
+    table = Table(title=f"Failed pages ({failed['total']}: "
+                  + ", ".join(f"{escape(r)} {n}" for r, n in failed["by_reason"].items()) + ")",
+                  box=box.SIMPLE_HEAD, title_justify="left")
+    for name in ("reason", "page (crawled URL)", "detail"):
+        table.add_column(name, overflow="fold")
+    for sample in failed["samples"]:
+        table.add_row(escape(sample.get("reason") or ""), escape(sample.get("url") or ""),
+                      escape(sample.get("detail") or ""))
+    if not failed["samples"]:
+        table.add_row("", "(not recorded: an output written before stats.json kept pages.failed_samples)", "")
     return table
 
 
@@ -135,6 +150,9 @@ def print_summary(run: RunData, console: Optional[Console] = None) -> None:
     if internal is not None:
         console.print(internal)
     console.print(funnel_table(run))
+    failed = failed_pages_table(run)
+    if failed is not None:
+        console.print(failed)
     opt_out = opt_out_table(run)
     if opt_out is not None:
         console.print(opt_out)

@@ -66,10 +66,14 @@ def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
 
 def sample_web_scores(model: str, pretrained: str, seed: int = 0) -> dict[str, list[float]]:
     """Scores of the sample web's matched and mismatched pairs, scored as the pipeline does."""
-    from transforms.score import ScorerSpec, cosine_scores, load_scorer
+    from dataclasses import replace
+
+    from pipeline.config import CurateConfig
+    from pipeline.specs import scorer_spec
+    from transforms.clip_model import cosine_scores, load_scorer
 
     site = generate_site(seed=seed)
-    scorer = load_scorer(ScorerSpec(model, pretrained, device="cpu"))
+    scorer = load_scorer(replace(scorer_spec(CurateConfig()), model=model, pretrained=pretrained, device="cpu"))
     out: dict[str, list[float]] = {"matched": [], "mismatched": []}
     for kind in out:
         entries = [e for e in site.manifest if e.kind == kind]

@@ -7,9 +7,10 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from filters.base import ApplyRules, first_failure
 from filters.caption_rules import caption_rules
-from filters.image_rules import image_rules
-from pipeline.config import CaptionConfig, ImageRulesConfig
+from filters.image_rules import ImageRulesSpec, image_rules
+from pipeline.config import CaptionConfig, CurateConfig
 from pipeline.records import AltPair, DropReason, ResizedImage
+from pipeline.specs import image_spec
 from tests.conftest import counter as _counter, local_test_pipeline
 
 
@@ -63,7 +64,7 @@ def test_apply_rules_pipeline_routes_and_counts_per_reason():
     pairs = p | "Pairs" >> beam.Create([_pair(k, c) for k, c in CAPTIONS.items()])
     kept_pairs, rejected_pairs = pairs | "CaptionRules" >> ApplyRules(caption_rules(CaptionConfig()))
     images = p | "Images" >> beam.Create([_image(k, w, h) for k, (w, h) in IMAGES.items()])
-    kept_images, rejected_images = images | "ImageRules" >> ApplyRules(image_rules(ImageRulesConfig()))
+    kept_images, rejected_images = images | "ImageRules" >> ApplyRules(image_rules(image_spec(CurateConfig())))
 
     assert_that(kept_pairs | "KeptPairKeys" >> beam.Map(lambda r: r.key), equal_to(["ok1", "ok2"]),
                 label="kept_pairs")
@@ -86,7 +87,7 @@ def test_apply_rules_pipeline_routes_and_counts_per_reason():
 
 def test_apply_rules_pipeline_first_rule_names_the_reason():
     both_fail = [_image("tiny_banner", 20, 200)]  # too small AND too elongated
-    size_rules = image_rules(ImageRulesConfig(min_side=32, max_aspect=3.0))
+    size_rules = image_rules(ImageRulesSpec(min_side=32, max_aspect=3.0))
     p = local_test_pipeline()
     images = p | beam.Create(both_fail)
     _, small_first = images | "SmallFirst" >> ApplyRules(size_rules + [_AspectOnly()])

@@ -7,9 +7,11 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from filters.blocklist import (ApplyBlocklists, BlockImageHashes, blocklist_stats, check_image, check_pair,
                                nearest_phash)
-from filters.blocklist_lists import BlocklistSpec, load_blocklists
+from filters.blocklist_lists import load_blocklists
 from pipeline.records import AltPair, DropReason, ResizedImage
+from pipeline.specs import blocklist_spec
 from tests.conftest import counter, local_test_pipeline
+from tests.default_specs import spec_with
 
 SHA_BAD = "ab" * 32
 PHASH_BAD = "f0f0f0f0f0f0f0f0"
@@ -28,7 +30,7 @@ def spec(tmp_path):
     for kind, text in files.items():
         (tmp_path / f"{kind}.txt").write_text(text)
         paths[kind] = [str(tmp_path / f"{kind}.txt")]
-    return BlocklistSpec(**paths, phash_radius=4)
+    return spec_with(blocklist_spec, **paths, phash_radius=4)
 
 
 def _pair(key, image_url, page_url="https://site.example/page.html"):
@@ -107,6 +109,6 @@ def test_block_image_hashes_pipeline(spec):
 
 
 def test_blocklist_stats(spec):
-    assert blocklist_stats(BlocklistSpec()) == {}
+    assert blocklist_stats(spec_with(blocklist_spec)) == {}
     assert blocklist_stats(spec) == {"entries": {"domains": 2, "url_prefixes": 1, "urls": 1, "sha256": 1,
                                                  "phash": 1}, "phash_radius": 4}

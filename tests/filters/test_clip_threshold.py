@@ -4,9 +4,11 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, ThresholdSpec, threshold_from_quantiles
+from filters.clip_threshold import ClipThreshold, ComputeClipThreshold, threshold_from_quantiles
 from pipeline.records import AltPair, ResizedImage, ScoredImage
+from pipeline.specs import threshold_spec
 from tests.conftest import counter, local_test_pipeline
+from tests.default_specs import spec_with
 
 
 def _scored(i, score):
@@ -33,7 +35,7 @@ def _run(spec, scores):
 
 def test_keep_fraction_keeps_the_top_scores():
     scores = [i / 1000 for i in range(1000)]
-    p, threshold, kept, rejected = _run(ThresholdSpec(min_score=0.99, keep_fraction=0.3), scores)
+    p, threshold, kept, rejected = _run(spec_with(threshold_spec, min_score=0.99, keep_fraction=0.3), scores)
     # 1000 quantiles of 1000 scores: the threshold lands within one rank of the 70th percentile
     assert_that(threshold | "Near" >> beam.Map(lambda t: abs(t - 0.7) <= 0.0015), equal_to([True]), label="thr")
     assert_that(kept | "N" >> beam.combiners.Count.Globally() | "About" >> beam.Map(lambda n: 299 <= n <= 301),
@@ -44,7 +46,7 @@ def test_keep_fraction_keeps_the_top_scores():
 
 
 def test_absolute_threshold_and_missing_scores():
-    p, threshold, kept, rejected = _run(ThresholdSpec(min_score=0.3), [0.9, 0.3, 0.1, None])
+    p, threshold, kept, rejected = _run(spec_with(threshold_spec, min_score=0.3), [0.9, 0.3, 0.1, None])
     assert_that(threshold, equal_to([0.3]), label="threshold")
     assert_that(kept | "K" >> beam.Map(lambda s: s.clip_score), equal_to([0.9, 0.3]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: (r.reason, r.detail)),
@@ -55,7 +57,7 @@ def test_absolute_threshold_and_missing_scores():
 
 
 def test_keep_fraction_with_nothing_scored_drops_only_missing_scores():
-    p, threshold, kept, rejected = _run(ThresholdSpec(keep_fraction=0.5), [None])
+    p, threshold, kept, rejected = _run(spec_with(threshold_spec, keep_fraction=0.5), [None])
     assert_that(threshold, equal_to([None]), label="threshold")
     assert_that(rejected | "R" >> beam.Map(lambda r: r.reason), equal_to(["clip.score_error"]), label="rej")
     p.run().wait_until_finish()

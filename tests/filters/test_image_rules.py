@@ -1,10 +1,9 @@
 import pytest
 
-from filters.image_rules import image_verdict
-from pipeline.config import ImageRulesConfig
+from filters.image_rules import ImageRulesSpec, image_verdict
 from pipeline.records import DropReason
 
-CFG = ImageRulesConfig(min_side=32, max_aspect=3.0)
+CFG = ImageRulesSpec(min_side=32, max_aspect=3.0)
 
 
 @pytest.mark.parametrize("w,h,expected", [

@@ -9,7 +9,9 @@ from filters.base import ApplyRules
 from filters.license_rules import CountLicenses, LicenseRule, license_allowed, license_mix, license_rules
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, Page, ResizedImage, ScoredImage
+from pipeline.specs import extract_spec
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.extract_alt_text import ExtractAltText
 
 
@@ -70,7 +72,7 @@ CC BY-NC</a></figure></body></html>"""),
 
 def test_extract_then_license_rules_pipeline():
     p = local_test_pipeline()
-    pairs, unusable = p | beam.Create(PAGES) | ExtractAltText()
+    pairs, unusable = p | beam.Create(PAGES) | ExtractAltText(spec_with(extract_spec))
     kept, rejected = pairs | "LicenseRules" >> ApplyRules(license_rules(["cc-by-4.0"]))
     assert_that(kept | "KeptUrls" >> beam.Map(lambda r: (r.image_url, r.license)),
                 equal_to([("http://site.test/1.jpg", "cc-by-4.0"), ("http://site.test/2.jpg", "cc-by-4.0")]),

@@ -5,9 +5,11 @@ import io
 
 from PIL import Image
 
-from filters.blocklist_lists import BlocklistSpec, load_blocklists
+from filters.blocklist_lists import load_blocklists
 from pipeline.cli import main
 from pipeline.sample.scenes import SceneSpec, encode_jpeg, render_scene
+from pipeline.specs import blocklist_spec
+from tests.default_specs import spec_with
 from transforms.hashing import phash_image, to_hex
 
 
@@ -25,5 +27,5 @@ def test_prints_sha256_and_phash_and_the_lines_load_as_lists(tmp_path, capsys):
     assert phash == to_hex(phash_image(Image.open(io.BytesIO(data))))
     (tmp_path / "sha.txt").write_text(captured.out)  # the whole line: the path after whitespace is ignored
     (tmp_path / "phash.txt").write_text(phash + "\n")
-    lists = load_blocklists(BlocklistSpec(sha256=[str(tmp_path / "sha.txt")], phash=[str(tmp_path / "phash.txt")]))
+    lists = load_blocklists(spec_with(blocklist_spec, sha256=[str(tmp_path / "sha.txt")], phash=[str(tmp_path / "phash.txt")]))
     assert lists.sha256 == {sha} and lists.phashes == (int(phash, 16),)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from tests.trainer.conftest import REPO
 from tests.trainer.test_evaluate import RGB, ColourModel, preprocess, tokenizer
-from trainer.eval_tasks import ZeroShotTask, image_folder, load_task, run_zero_shot
+from trainer.eval_tasks import ZeroShotTask, image_folder, load_pairs, load_task, run_pair_retrieval, run_zero_shot
 
 
 def _folder(root: Path, layout: dict[str, list[str]]) -> Path:
@@ -65,3 +65,43 @@ def test_missing_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         image_folder(str(tmp_path / "empty"), task.classes)
+
+
+def _pairs(root: Path, items: list[tuple[str, str, str]]) -> Path:
+    """``(stem, image colour, caption)`` -> ROOT/stem.png beside ROOT/stem.txt."""
+    root.mkdir(parents=True)
+    for stem, colour, caption in items:
+        Image.new("RGB", (8, 8), RGB[colour]).save(root / f"{stem}.png")
+        if caption is not None:
+            (root / f"{stem}.txt").write_text(caption + "\nde.utf8=ignored\n", encoding="utf-8")
+    return root
+
+
+def test_pair_retrieval_with_known_answers(tmp_path):
+    root = _pairs(tmp_path / "pairs", [("a", "red", "a red stamp"), ("b", "green", "a green stamp"),
+                                       ("c", "red", "a green stamp, wrongly"), ("d", "blue", "")])
+    (root / "e.png").write_bytes(b"not an image")
+    (root / "e.txt").write_text("a broken one")
+    (root / "f.png").write_bytes(Image.new("RGB", (8, 8)).tobytes()[:10])  # no caption file either
+    paths, captions, skipped = load_pairs(str(root))
+    assert [Path(p).name for p in paths] == ["a.png", "b.png", "c.png", "e.png"]
+    assert captions[0] == "a red stamp" and skipped == 2  # d: empty caption, f: no .txt
+
+    result = run_pair_retrieval(ColourModel(), tokenizer, preprocess, str(root))
+    assert result["pairs"] == 3 and result["skipped_images"] == 3  # + e: does not decode
+    # image->text: a (red) finds its caption; b (green) its own, tied with c's "green" caption
+    # (ties count as hits); c is red but captioned green: a's caption scores strictly higher.
+    # text->image: "a red stamp" ties a and c (hit); b's finds b; c's "green" finds b, not c
+    assert result["image_to_text_r1"] == pytest.approx(2 / 3)
+    assert result["text_to_image_r1"] == pytest.approx(2 / 3)
+
+
+def test_pair_retrieval_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_pairs(str(tmp_path / "nope"))
+    _pairs(tmp_path / "none", [("a", "red", None)])
+    with pytest.raises(ValueError, match="no captioned images"):
+        load_pairs(str(tmp_path / "none"))
+    _pairs(tmp_path / "one", [("a", "red", "a red one")])
+    with pytest.raises(ValueError, match="at least 2"):
+        run_pair_retrieval(ColourModel(), tokenizer, preprocess, str(tmp_path / "one"))

@@ -12,11 +12,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from pipeline.config import CrawlConfig
+from pipeline.config import CrawlConfig, CurateConfig, FetchConfig
 from pipeline.metrics import NAMESPACE
 from pipeline.records import Page
 from pipeline.runners import make_runner
-from transforms.crawl import FetchPages
+from pipeline.specs import crawl_spec
+from transforms.crawl_frontier import FetchPages
 
 
 @dataclass
@@ -38,14 +39,15 @@ def _encode(record) -> str:
 
 
 def crawl(seeds, settings, beam_args=(), fetch_cfg=None, **crawl_kwargs) -> Crawled:
-    """FetchPages(CrawlConfig(**crawl_kwargs), settings, fetch_cfg) over ``seeds`` on the FnApiRunner
-    (``beam_args``: e.g. two worker processes)."""
+    """FetchPages over ``seeds`` on the FnApiRunner, its spec from ``CrawlConfig(**crawl_kwargs)`` and
+    ``fetch_cfg`` (a FetchConfig; the default one when None); ``beam_args``: e.g. two worker processes."""
+    spec = crawl_spec(CurateConfig(crawl=CrawlConfig(**crawl_kwargs), fetch=fetch_cfg or FetchConfig()))
     options = PipelineOptions(list(beam_args))
     p = TestPipeline(runner=make_runner(options), options=options)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "results")
         pages, failures = (p | "Seeds" >> beam.Create(list(seeds))
-                           | "FetchPages" >> FetchPages(CrawlConfig(**crawl_kwargs), settings, fetch_cfg))
+                           | "FetchPages" >> FetchPages(spec, settings))
         ((pages, failures) | "Results" >> beam.Flatten() | "Encode" >> beam.Map(_encode)
          | "Write" >> beam.io.WriteToText(out, shard_name_template="", num_shards=1))
         result = p.run()

@@ -5,17 +5,18 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.config import CrawlConfig
 from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, PageFailure
 from pipeline.sample import SampleServer, generate_site
+from pipeline.specs import client_settings, crawl_spec
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from tests.transforms.crawl_run import crawl
-from transforms.crawl import DuplicatePages, FetchPages, PageLinks, extract_links, normalize_url, page_links
-from transforms.http_client import ClientSettings
+from transforms.crawl import DuplicatePages, PageLinks, extract_links, normalize_url, page_links
+from transforms.crawl_frontier import FetchPages
 
 # Loopback only, no retries, short timeouts: the sample server answers at once.
-SETTINGS = ClientSettings(allow_private_networks=True, retries=0, connect_timeout_s=2,
+SETTINGS = spec_with(client_settings, allow_private_networks=True, retries=0, connect_timeout_s=2,
                           read_timeout_s=2, total_timeout_s=5, pool_size=4)
 MISSING = "/pages/missing.html"  # the sample site's dead "Archive" link
 
@@ -194,7 +195,7 @@ def test_crawl_failure_reasons(scripted_server):
 # -- FetchPages in a TestPipeline ------------------------------------------------
 
 def test_fetch_pages_pipeline_outputs_and_counters(server):
-    cfg = CrawlConfig(max_depth=1, max_pages=100, concurrency=4)
+    cfg = spec_with(crawl_spec, max_depth=1, max_pages=100, concurrency=4)
     # the same seed twice, once un-normalised: crawled once (NormalizeSeed + GroupByHost)
     seeds = [server.url("/index.html"), server.url("/pages/../index.html#top").replace("http:", "HTTP:")]
     p = local_test_pipeline()

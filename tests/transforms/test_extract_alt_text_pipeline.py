@@ -5,7 +5,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.metrics import Counter
 from pipeline.records import DropReason, Page, make_key
+from pipeline.specs import extract_spec
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.extract_alt_text import ExtractAltText
 
 PAGE_A = Page(url="http://site.test/a.html", depth=0, content_type="text/html; charset=utf-8", html=b"""
@@ -23,7 +25,7 @@ PAGE_B = Page(url="http://site.test/dir/b.html", depth=1, html="""
 
 def test_extract_alt_text_pipeline():
     p = local_test_pipeline()
-    pairs, rejected = p | beam.Create([PAGE_A, PAGE_B]) | ExtractAltText()
+    pairs, rejected = p | beam.Create([PAGE_A, PAGE_B]) | ExtractAltText(spec_with(extract_spec))
     assert_that(pairs | "PairFields" >> beam.Map(lambda r: (r.key, r.image_url, r.caption, r.position)),
                 equal_to([
                     (make_key(PAGE_A.url, 0), "http://site.test/one.jpg", "a red circle on blue", 0),

@@ -10,12 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline.config import ExtractConfig
+from pipeline.config import CurateConfig, ResizeConfig
 from pipeline.records import DropReason
-from transforms.extract_alt_text import extract_pairs, extract_spec
+from pipeline.specs import extract_spec
+from transforms.extract_alt_text import extract_pairs
 
 PAGES = Path(__file__).parent / "pages"
-SPEC = extract_spec(ExtractConfig(), 256)
+SPEC = extract_spec(CurateConfig())
 TRACKER = DropReason.EXTRACT_TRACKER.value
 WP = "https://blog.example/wp-content/uploads/"
 
@@ -76,7 +77,7 @@ def test_picture_and_srcset():
 
 def test_srcset_target_follows_the_resize_size():
     pairs, _ = extract_pairs((PAGES / "picture_srcset.html").read_bytes(), "https://shop.example/p/jacket",
-                             spec=extract_spec(ExtractConfig(), 512))
+                             spec=extract_spec(CurateConfig(resize=ResizeConfig(image_size=512))), content_type="")
     assert pairs[0].image_url.endswith("jacket-800.webp") and pairs[1].image_url.endswith("pocket@3x.jpg")
 
 
@@ -145,6 +146,6 @@ def test_charset_from_header_bom_and_sniffing():
     ('<img src="/photo.jpg" width="2" height="2">', None),  # 2x2 declared: not a tracker by default
 ])
 def test_rejections(img, reason):
-    pairs, rejected = extract_pairs(f"<html><body>{img}</body></html>".encode(), "http://x.example/", spec=SPEC)
+    pairs, rejected = extract_pairs(f"<html><body>{img}</body></html>".encode(), "http://x.example/", spec=SPEC, content_type="")
     assert [r.reason for r in rejected] == ([reason] if reason else [])
     assert len(pairs) + len(rejected) == 1

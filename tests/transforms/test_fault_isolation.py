@@ -24,23 +24,26 @@ import transforms.sources as sources_mod
 from filters.base import ApplyRules, first_failure, internal_reason
 from filters.caption_rules import caption_rules
 from pipeline import faults
-from pipeline.config import CaptionConfig, CrawlConfig
+from pipeline.config import CaptionConfig
 from pipeline.metrics import Counter
 from pipeline.records import (DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection,
                               ResizedImage, make_key)
+from pipeline.specs import client_settings, crawl_spec, extract_spec
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from tests.transforms.crawl_run import crawl
-from transforms.crawl import DuplicatePages, FetchPages
+from transforms.crawl import DuplicatePages
+from transforms.crawl_frontier import FetchPages
 from transforms.extract_alt_text import ExtractAltText
 from transforms.fetch import FetchImages, fetch_and_resize
 from transforms.fetch_scheduler import HostScheduler
 from transforms.hashing import with_hashes
-from transforms.http_client import ClientSettings, FetchResult
+from transforms.http_client import FetchResult
 from transforms.imaging import ResizeSpec
 from transforms.sources import ReadSeeds
 from transforms.write_stats import SampleInternalErrors, build_stats
 
-SETTINGS = ClientSettings(allow_private_networks=True, retries=0, pool_size=4)
+SETTINGS = spec_with(client_settings, allow_private_networks=True, retries=0, pool_size=4)
 
 
 class InjectedBug(RuntimeError):
@@ -306,7 +309,7 @@ def test_fetch_pages_pipeline_counts_the_internal_error(monkeypatch):
     monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient(bad=BASE + "/c.html"))
     p = local_test_pipeline()
     pages, failures = (p | beam.Create([BASE + "/"])
-                       | FetchPages(CrawlConfig(max_depth=1, max_pages=100), SETTINGS))
+                       | FetchPages(spec_with(crawl_spec, max_depth=1, max_pages=100), SETTINGS))
     assert_that(pages | "Urls" >> beam.Map(lambda pg: pg.url.removeprefix(BASE)),
                 equal_to(["/", "/a.html", "/b.html"]), label="pages")
     assert_that(failures | "Failures" >> beam.Map(lambda f: (f.url.removeprefix(BASE), f.reason.value)),
@@ -332,7 +335,7 @@ def test_extract_bug_on_one_page_is_one_rejection_keyed_by_the_page(monkeypatch)
 
     monkeypatch.setattr(extract_mod, "extract_pairs", extract_pairs)
     p = local_test_pipeline()
-    pairs, rejected = p | beam.Create([PAGE_OK, PAGE_BAD]) | ExtractAltText()
+    pairs, rejected = p | beam.Create([PAGE_OK, PAGE_BAD]) | ExtractAltText(spec_with(extract_spec))
     assert_that(pairs | "Keys" >> beam.Map(lambda r: r.key),
                 equal_to([make_key(PAGE_OK.url, 0), make_key(PAGE_OK.url, 1)]), label="pairs")
     assert_that(rejected | "Rej" >> beam.Map(lambda r: (r.key, r.stage, r.reason, r.page_url, r.image_url,
@@ -484,7 +487,7 @@ def test_a_seed_that_trips_a_bug_is_a_page_failure_and_the_others_crawl(monkeypa
     monkeypatch.setattr("transforms.host_fetch.HttpClient", lambda settings: FakeClient())
     p = local_test_pipeline()
     pages, failures = (p | beam.Create([BASE + "/", "http://bug.test/"])
-                       | FetchPages(CrawlConfig(max_depth=0, max_pages=100), SETTINGS))
+                       | FetchPages(spec_with(crawl_spec, max_depth=0, max_pages=100), SETTINGS))
     assert_that(pages | "Urls" >> beam.Map(lambda pg: pg.url), equal_to([BASE + "/"]), label="pages")
     assert_that(failures | "Failures" >> beam.Map(lambda f: (f.url, f.reason.value, "InjectedBug" in f.detail)),
                 equal_to([("http://bug.test/", "crawl.internal_error", True)]), label="failures")

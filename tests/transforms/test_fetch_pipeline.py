@@ -8,11 +8,12 @@ from PIL import Image
 
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason
+from pipeline.specs import client_settings
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
-from transforms.http_client import ClientSettings
 
-SETTINGS = ClientSettings(allow_private_networks=True, retries=0, connect_timeout_s=2, read_timeout_s=2,
+SETTINGS = spec_with(client_settings, allow_private_networks=True, retries=0, connect_timeout_s=2, read_timeout_s=2,
                           total_timeout_s=5, pool_size=4)
 
 

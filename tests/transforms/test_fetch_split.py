@@ -19,7 +19,9 @@ from PIL import Image
 
 from pipeline.records import AltPair
 from pipeline.runners import make_runner
+from pipeline.specs import client_settings
 from tests.conftest import local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
 from transforms.host_share import start_window
 from transforms.http_client import ClientSettings
@@ -90,7 +92,7 @@ def recorder():
 
 
 def _settings(interval: float) -> ClientSettings:
-    return ClientSettings(allow_private_networks=True, retries=0, connect_timeout_s=5, read_timeout_s=10,
+    return spec_with(client_settings, allow_private_networks=True, retries=0, connect_timeout_s=5, read_timeout_s=10,
                           total_timeout_s=30, pool_size=16, min_interval_s=interval)
 
 

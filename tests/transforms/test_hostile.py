@@ -21,9 +21,12 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from filters.image_rules import image_verdict
-from pipeline.config import ImageRulesConfig
+from pipeline.config import CurateConfig
 from pipeline.records import AltPair, Rejection
+from pipeline.specs import image_spec
+from pipeline.specs import client_settings
 from tests.conftest import counter, local_test_pipeline
+from tests.default_specs import spec_with
 from tests.transforms.hostile_server import (BAD_LENGTHS, BAD_REDIRECTS, DISALLOW_OK, HOLD_S, RGBA16_SIZE,
                                             SSRF_REDIRECTS, CountingListener, HostileServer, forbid_off_loopback)
 from transforms.fetch import FetchImages, fetch_and_resize
@@ -37,7 +40,7 @@ def _settings(exempt: str, **kw) -> ClientSettings:
     base = dict(connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=3.0, max_bytes=2_000_000,
                 max_redirects=5, retries=1, guard_exempt=(exempt,), user_agent="wit-curator-test")
     base.update(kw)
-    return ClientSettings(**base)
+    return spec_with(client_settings, **base)
 
 
 # path, expected outcome ("ok" = a resized image), wall-time bound in seconds
@@ -203,7 +206,7 @@ def hostile():
 def _outcome(out) -> str:
     if isinstance(out, Rejection):
         return out.reason
-    verdict = image_verdict(out.original_width, out.original_height, ImageRulesConfig())
+    verdict = image_verdict(out.original_width, out.original_height, image_spec(CurateConfig()))
     return verdict[0].value if verdict else "ok"
 
 
@@ -345,7 +348,7 @@ def test_dns_failure_is_classified(monkeypatch):
     def fail(*_a, **_k):
         raise socket.gaierror(-2, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", fail)
-    client = HttpClient(ClientSettings(retries=0))
+    client = HttpClient(spec_with(client_settings, retries=0))
     assert client.get("http://no-such-host.invalid/x.jpg").failure == "dns"
 
 

@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.records import AltPair, DropReason, FetchedImage, PageFailure, Rejection
+from pipeline.specs import client_settings
+from tests.default_specs import spec_with
 from transforms import http_client as hc
 from transforms import robots
 from tests.transforms.crawl_run import crawl
 from transforms.fetch import fetch_image, sniff_image_type
-from transforms.http_client import (ClientSettings, HttpClient, declared_length, is_blocked_address,
-                                    noai_directive, parse_retry_after)
+from transforms.http_client import (HttpClient, declared_length, is_blocked_address, noai_directive, parse_retry_after)
 
 
 def _jpeg():
@@ -28,7 +29,7 @@ JPEG = _jpeg()
 def _client(**kw):
     base = dict(allow_private_networks=True, retries=1, connect_timeout_s=2, read_timeout_s=2, total_timeout_s=5)
     base.update(kw)
-    return HttpClient(ClientSettings(**base))
+    return HttpClient(spec_with(client_settings, **base))
 
 
 @pytest.mark.parametrize("addr,blocked", [
@@ -60,7 +61,7 @@ def test_sniff(data, mime):
 def test_guard_refuses_loopback_by_default(scripted_server):
     base, routes, hits = scripted_server
     routes["/a.jpg"] = (200, {"Content-Type": "image/jpeg"}, JPEG)
-    result = HttpClient(ClientSettings()).get(base + "/a.jpg")
+    result = HttpClient(spec_with(client_settings)).get(base + "/a.jpg")
     assert (result.ok, result.failure) == (False, hc.PRIVATE)
     assert hits.get("/a.jpg") is None  # refused before any request was sent
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from transforms.lsh import (LshSpec, band_positions, band_values, bucket_group_edges, candidate_probability,
-                            connected_components)
+from itertools import combinations, product
+
+from transforms.lsh import (LshSpec, band_positions, band_values, bucket_candidates, candidate_probability,
+                            colour_close, connected_components, near_distance, table_band_values)
 
 SPEC = LshSpec()
 
@@ -44,33 +46,60 @@ def test_candidate_probability(distance, low):
     assert low <= candidate_probability(distance, SPEC) <= 1.0
 
 
-def _edges(hashes, colours=None, spec=SPEC):
-    """Verified pairs (i < j) over every band table, each table one group: what DedupeNear's
-    VerifyBuckets finds with prefix_bits 0."""
-    coloured = np.full(len(hashes), colours is not None)
-    colours = np.zeros((len(hashes), 12), np.uint8) if colours is None else colours
-    values = band_values(hashes, spec)
+def _edges(hashes, colours=None, spec=SPEC, coloured=None):
+    """Verified pairs (i < j) as DedupeNear finds them with prefix_bits 0: VerifyBuckets' Hamming test
+    on every band table (``bucket_candidates``), then VerifyPairs' colour guard (``near_distance``)
+    on the signatures of each candidate pair of hashes, and on signatures sharing one hash."""
+    if coloured is None:
+        coloured = np.full(len(hashes), colours is not None)
+    hexes = [bytes(colours[i]).hex() if coloured[i] else "" for i in range(len(hashes))]
+    rows = {}
+    for i, h in enumerate(hashes.tolist()):
+        rows.setdefault(h, []).append(i)
+    pairs = {pair for t in range(spec.tables) for pair in bucket_candidates(hashes, spec, t)}
+    pairs |= {(h, h) for h, idx in rows.items() if len(idx) > 1}
     found = set()
-    for t in range(spec.tables):
-        for i, j, _dist in bucket_group_edges(values[:, t], hashes, colours, coloured, spec):
-            found.add((min(i, j), max(i, j)))
+    for lo, hi in pairs:
+        for i, j in (combinations(rows[lo], 2) if lo == hi else product(rows[lo], rows[hi])):
+            if near_distance(lo, hexes[i], hi, hexes[j], spec) is not None:
+                found.add((min(i, j), max(i, j)))
     return found
 
 
-def test_bucket_group_edges_verify_distance_and_colour():
+def test_table_band_values_are_band_values_of_one_table():
+    hashes = np.random.default_rng(5).integers(0, 2**63, size=300, dtype=np.uint64) * np.uint64(2)
+    values = band_values(hashes, SPEC)
+    for t in (0, 1, 47, SPEC.tables - 1):
+        assert np.array_equal(table_band_values(hashes, SPEC, t), values[:, t])
+
+
+def test_bucket_candidates_share_the_band_and_pass_hamming():
+    rng = np.random.default_rng(2)
+    hashes, _, _ = _planted(n=3000, dup=300, seed=2, distances=(0, 2, 8, 9, 12))
+    for t in (0, 13):
+        bands = dict(zip(hashes.tolist(), table_band_values(hashes, SPEC, t).tolist()))
+        got = bucket_candidates(rng.permutation(hashes), SPEC, t)
+        assert len(got) == len(set(got))
+        brute = {(int(a), int(b)) for a, b in combinations(sorted(set(hashes.tolist())), 2)
+                 if bands[a] == bands[b] and (a ^ b).bit_count() <= SPEC.threshold}
+        assert set(got) == brute and all(a < b for a, b in got)
+    assert bucket_candidates(hashes[:1], SPEC, 0) == []
+    assert bucket_candidates(np.array([7, 7], np.uint64), SPEC, 0) == []  # equal hashes: joined back instead
+
+
+def test_verification_checks_distance_and_colour():
     grey, red = [0x80] * 12, [0xF0] + [0x80] * 11
     hashes = np.array([0b1111, 0b1100, 0b1111 << 20, 0b1110], dtype=np.uint64)
     colours = np.array([grey, grey, grey, red], dtype=np.uint8)
-    bands = np.zeros(4, np.uint32)  # one bucket: every pair is a candidate
-    coloured = np.ones(4, bool)
-    got = bucket_group_edges(bands, hashes, colours, coloured, LshSpec(threshold=2, colour_delta=20))
-    assert got == [(0, 1, 2)]
-    got = bucket_group_edges(bands, hashes, colours, coloured, LshSpec(threshold=2, colour_delta=255))
-    assert sorted(got) == [(0, 1, 2), (0, 3, 1), (1, 3, 1)]
+    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=20)) == {(0, 1)}
+    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=255)) == {(0, 1), (0, 3), (1, 3)}
     uncoloured = np.array([True, True, True, False])  # no signature: the colour guard is skipped
-    got = bucket_group_edges(bands, hashes, colours, uncoloured, LshSpec(threshold=2, colour_delta=20))
-    assert sorted(got) == [(0, 1, 2), (0, 3, 1), (1, 3, 1)]
-    assert bucket_group_edges(bands[:1], hashes[:1], colours[:1], coloured[:1], SPEC) == []
+    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=20), uncoloured) == {(0, 1), (0, 3), (1, 3)}
+    spec = LshSpec(threshold=2, colour_delta=20)
+    assert near_distance(0b1111, "80" * 12, 0b1100, "80" * 12, spec) == 2
+    assert near_distance(0b1111, "80" * 12, 0b1000, "80" * 12, spec) is None  # 3 bits
+    assert colour_close("80" * 12, "94" + "80" * 11, spec) and not colour_close("80" * 12, "95" + "80" * 11, spec)
+    assert colour_close("", "f0" * 12, spec) and colour_close("00" * 12, "ff" * 12, LshSpec(colour_delta=255))
 
 
 def test_connected_components_root_is_smallest_member():

@@ -18,7 +18,7 @@ import pytest
 
 from filters.dedupe_policy import SurvivorPolicy
 from pipeline.config import load_config
-from pipeline.build import lsh_spec
+from pipeline.specs import lsh_spec
 from pipeline.records import AltPair, ResizedImage
 from tests.conftest import local_test_pipeline
 from tests.transforms import near_variants

@@ -22,6 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.records import AltPair, Rejection
+from pipeline.specs import extract_spec
+from tests.default_specs import spec_with
 from transforms.crawl import _absolute, normalize_url, page_links
 from transforms.extract_alt_text import ExtractSpec, extract_pairs
 from transforms.html_text import clean_text, decode_html, int_attr, parse_html, utf8_html
@@ -48,6 +50,8 @@ charsets = st.sampled_from(["utf-8", "latin-1", "windows-1252", "shift_jis", "ut
                             "undefined", "punycode", "idna", "unicode_escape", "rot13", "no-such", "", "ascii\x00"])
 content_types = st.one_of(charsets.map(lambda c: f"text/html; charset={c}"), st.text(max_size=30),
                           st.just("text/html"))
+
+SPEC = spec_with(extract_spec)  # the default config's
 
 
 _C0 = "".join(map(chr, range(33)))  # what browsers (and urlsplit, at the start) strip from a URL
@@ -170,7 +174,7 @@ def markup(draw):
 @given(markup(), st.sampled_from(["http://site.test/d/p.html", "https://[::1]/x", "http://[oops/"]), content_types)
 def test_extract_pairs_accounts_for_every_img(page, page_url, content_type):
     text, imgs, noscript = page
-    pairs, rejected = extract_pairs(text.encode("utf-8", "surrogatepass"), page_url, content_type)
+    pairs, rejected = extract_pairs(text.encode("utf-8", "surrogatepass"), page_url, content_type, SPEC)
     keys = [o.key for o in pairs + rejected]
     assert len(keys) == len(set(keys))
     if content_type.endswith(("charset=utf-16", "charset=utf-32")):
@@ -188,7 +192,7 @@ def test_extract_pairs_accounts_for_every_img(page, page_url, content_type):
 
 @given(st.binary(max_size=400), content_types, st.sampled_from(["http://h/p", "http://[oops/", ""]))
 def test_extract_pairs_and_page_links_take_any_bytes(data, content_type, page_url):
-    pairs, rejected = extract_pairs(data, page_url, content_type)
+    pairs, rejected = extract_pairs(data, page_url, content_type, SPEC)
     doc = parse_html(utf8_html(data, content_type))
     n_imgs = 0 if doc is None else sum(1 for _ in doc.iter("img"))
     assert len(pairs) + len(rejected) <= n_imgs

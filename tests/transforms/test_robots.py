@@ -10,10 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.records import AltPair, DropReason
+from pipeline.specs import client_settings
+from tests.default_specs import spec_with
 from transforms import http_client as hc
 from transforms import robots
 from transforms.fetch import fetch_image
-from transforms.http_client import ClientSettings, HttpClient
+from transforms.http_client import HttpClient
 from transforms.robots import (ROBOTS_MAX_BYTES, RobotsPolicy, SiteCache, lifetime, parse_robots,
                                policy_for_failure, product_token)
 
@@ -215,7 +217,7 @@ def _client(base, **kw):
     settings = dict(guard_exempt=(f"127.0.0.1:{port}",), retries=0, connect_timeout_s=2, read_timeout_s=2,
                     total_timeout_s=5, user_agent=UA)
     settings.update(kw)
-    return HttpClient(ClientSettings(**settings))
+    return HttpClient(spec_with(client_settings, **settings))
 
 
 def _robots(routes, body, status=200, headers=None):

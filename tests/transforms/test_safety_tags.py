@@ -9,12 +9,13 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import shard_format
-from pipeline.config import SafetyConfig
+from pipeline.config import CurateConfig, SafetyConfig
 from pipeline.records import AltPair, ResizedImage, ScoredImage
+from pipeline.specs import safety_spec
 from tests.conftest import local_test_pipeline
-from transforms.safety_tags import (MakeTagger, SafetyInputError, SafetySpec, TagSafety, head_tagger, load_head,
-                                    load_prompt_sets, make_tagger, project_path, safety_spec, safety_stats,
-                                    tag_scores, tag_thresholds)
+from tests.default_specs import spec_with
+from transforms.safety_tags import (MakeTagger, SafetyInputError, TagSafety, head_tagger, load_head, load_prompt_sets,
+                                    make_tagger, project_path, safety_stats, tag_scores, tag_thresholds)
 from transforms.write_shards import sample_row
 
 # A 4-d toy embedding space: axis 0 "explicit", 1 "safe", 2 "watermark", 3 "clean".
@@ -45,7 +46,7 @@ def _unit(*values):
 
 
 def test_prompt_scores_follow_the_nearest_prompts(prompt_file):
-    tagger = make_tagger(SafetySpec(prompts=prompt_file, logit_scale=10.0), encode_text=fake_encoder)
+    tagger = make_tagger(spec_with(safety_spec, prompts=prompt_file, logit_scale=10.0), encode_text=fake_encoder)
     assert tagger.tags == ("nsfw", "watermark") and tagger.thresholds == (0.7, 0.5)
     scores = tag_scores(tagger, np.stack([_unit(1, 0, 0, 1), _unit(0, 1, 1, 0), _unit(1, 1, 1, 1)]))
     assert scores[0, 0] > 0.99 and scores[0, 1] < 0.01  # explicit, clean
@@ -55,17 +56,18 @@ def test_prompt_scores_follow_the_nearest_prompts(prompt_file):
 
 
 def test_threshold_overrides_and_unknown_tags(prompt_file):
-    spec = SafetySpec(prompts=prompt_file, thresholds=(("watermark", 0.9),))
+    spec = spec_with(safety_spec, prompts=prompt_file, thresholds=(("watermark", 0.9),))
     assert tag_thresholds(spec) == {"nsfw": 0.7, "watermark": 0.9}
     with pytest.raises(SafetyInputError, match="unknown tag"):
-        tag_thresholds(SafetySpec(prompts=prompt_file, thresholds=(("gore", 0.5),)))
-    cfg = SafetyConfig(prompts=prompt_file, thresholds=("nsfw=0.25",))
+        tag_thresholds(spec_with(safety_spec, prompts=prompt_file, thresholds=(("gore", 0.5),)))
+    cfg = CurateConfig(safety=SafetyConfig(prompts=prompt_file, thresholds=("nsfw=0.25",)))
     assert safety_spec(cfg).thresholds == (("nsfw", 0.25),)
-    assert safety_spec(SafetyConfig(prompts=prompt_file, thresholds=("nsfw=off",))).thresholds == (("nsfw", None),)
-    assert tag_thresholds(SafetySpec(prompts=prompt_file, thresholds=(("nsfw", None),)))["nsfw"] is None
+    off = CurateConfig(safety=SafetyConfig(prompts=prompt_file, thresholds=("nsfw=off",)))
+    assert safety_spec(off).thresholds == (("nsfw", None),)
+    assert tag_thresholds(spec_with(safety_spec, prompts=prompt_file, thresholds=(("nsfw", None),)))["nsfw"] is None
     for bad in ("nsfw", "nsfw=high", "nsfw=1.5"):
         with pytest.raises(SafetyInputError, match="tag=value"):
-            safety_spec(SafetyConfig(thresholds=(bad,)))
+            safety_spec(CurateConfig(safety=SafetyConfig(thresholds=(bad,))))
 
 
 def _npz(tmp_path, **arrays):
@@ -86,7 +88,7 @@ def test_linear_head(tmp_path):
     assert scores[0, 0] > 0.99 and scores[1, 0] == pytest.approx(0.5)
     with pytest.raises(SafetyInputError, match="dimension 4 but the image embeddings have 3"):
         tag_scores(tagger, np.ones((1, 3)))
-    stats = safety_stats(SafetySpec(head=path), filtering=True)
+    stats = safety_stats(spec_with(safety_spec, head=path), filtering=True)
     assert stats == {"method": "head", "filter": True, "thresholds": {"nsfw": 0.9, "my_tag": 0.6}, "head": path}
 
 
@@ -132,7 +134,7 @@ def _scored(key, vector):
 
 
 def test_tag_safety_pipeline_sets_scores_from_the_side_input(prompt_file):
-    spec = SafetySpec(prompts=prompt_file, logit_scale=10.0)
+    spec = spec_with(safety_spec, prompts=prompt_file, logit_scale=10.0)
     p = local_test_pipeline()
     tagger = p | "Tagger" >> MakeTagger(spec, encode_text=fake_encoder)
     records = p | beam.Create([_scored("aa", (1, 0, 0, 1)), _scored("bb", (0, 1, 1, 0)), _scored("cc", None)])

@@ -1,4 +1,4 @@
-"""transforms.score: ScoreClip + ClipThreshold with a fake ModelHandler, and the real
+"""transforms.score and transforms.clip_model: ScoreClip + ClipThreshold with a fake ModelHandler, and the real
 OpenClipHandler on a tiny untrained open_clip model (no weights, no hub)."""
 
 import io
@@ -15,18 +15,14 @@ from filters.base import ApplyRules
 from filters.clip_threshold import ClipThresholdRule
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, ResizedImage, ScoredImage
+from pipeline.specs import scorer_spec
 from tests.conftest import counter as _counter, local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.clip_handler import OpenClipHandler
-from transforms.score import (
-    ScoreClip,
-    ScorerSpec,
-    ScorerUnavailable,
-    SkipScoring,
-    cosine_scores,
-    load_scorer,
-)
+from transforms.clip_model import ScorerUnavailable, cosine_scores, load_scorer
+from transforms.score import ScoreClip, SkipScoring
 
-TINY = ScorerSpec("configs/models/wit-tiny.json", "", batch_size=3, device="cpu")
+TINY = spec_with(scorer_spec, model="configs/models/wit-tiny.json", pretrained="", batch_size=3, device="cpu")
 
 
 
@@ -68,7 +64,7 @@ def test_score_clip_and_threshold_pipeline():
               _image("low", "0.1 a mismatched caption"), _image("neg", "-0.5 opposite of the image")]
     p = local_test_pipeline()
     created = p | beam.Create(images)
-    scored = created | "ScoreClip" >> ScoreClip(ScorerSpec("fake", ""), FakeScoreHandler())
+    scored = created | "ScoreClip" >> ScoreClip(spec_with(scorer_spec, model="fake", pretrained=""), FakeScoreHandler())
     kept, rejected = scored | "ClipThreshold" >> ApplyRules([ClipThresholdRule(0.3)])
     unscored = created | "SkipScoring" >> SkipScoring()
     assert_that(scored | "Scores" >> beam.Map(lambda s: (s.image.pair.key, s.clip_score, s.clip_model)),
@@ -96,8 +92,8 @@ def test_threshold_rule_without_a_score():
 
 def test_scorer_spec_model_id():
     assert TINY.model_id == "wit-tiny"
-    assert ScorerSpec("ViT-B-32", "laion2b_s34b_b79k").model_id == "ViT-B-32/laion2b_s34b_b79k"
-    assert ScorerSpec("configs/models/wit-tiny.json", "/ckpt/run1/final.pt").model_id == "wit-tiny/final.pt"
+    assert spec_with(scorer_spec, model="ViT-B-32", pretrained="laion2b_s34b_b79k").model_id == "ViT-B-32/laion2b_s34b_b79k"
+    assert spec_with(scorer_spec, model="configs/models/wit-tiny.json", pretrained="/ckpt/run1/final.pt").model_id == "wit-tiny/final.pt"
 
 
 # -- the real open_clip handler, tiny and untrained --------------------------------
@@ -149,13 +145,13 @@ def test_score_clip_pipeline_with_the_real_handler():
 
 def test_missing_local_weights_file():
     with pytest.raises(ScorerUnavailable, match="no such file"):
-        load_scorer(ScorerSpec("configs/models/wit-tiny.json", "/nonexistent/x.pt", device="cpu"))
+        load_scorer(spec_with(scorer_spec, model="configs/models/wit-tiny.json", pretrained="/nonexistent/x.pt", device="cpu"))
 
 
 def test_unknown_tag_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ScorerUnavailable, match="score.pretrained=") as info:
-        load_scorer(ScorerSpec("ViT-B-32", "no-such-tag", device="cpu"))
+        load_scorer(spec_with(scorer_spec, model="ViT-B-32", pretrained="no-such-tag", device="cpu"))
     assert "known tags" in str(info.value)
 
 
@@ -170,7 +166,7 @@ def test_known_tag_without_cached_weights_offline():
         if isinstance(huggingface_hub.try_to_load_from_cache(repo, filename), str):
             pytest.skip("the ViT-B-32 weights are in the local Hugging Face cache")
     with pytest.raises(ScorerUnavailable, match="laion2b_s34b_b79k.*score.pretrained="):
-        load_scorer(ScorerSpec("ViT-B-32", "laion2b_s34b_b79k", device="cpu"))
+        load_scorer(spec_with(scorer_spec, model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
 
 
 @pytest.mark.gpu
@@ -180,7 +176,7 @@ def test_cuda_path_agrees_with_cpu(tiny_scorer):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA")
-    spec = ScorerSpec("configs/models/wit-tiny.json", "", batch_size=3, device="cuda")
+    spec = spec_with(scorer_spec, model="configs/models/wit-tiny.json", pretrained="", batch_size=3, device="cuda")
     gpu = load_scorer(spec)
     gpu.model.load_state_dict(tiny_scorer.model.state_dict())
     cpu_scores = [r.inference[0] for r in OpenClipHandler(TINY).run_inference(BATCH, tiny_scorer)]
@@ -189,7 +185,7 @@ def test_cuda_path_agrees_with_cpu(tiny_scorer):
 
 
 def test_local_copy_keeps_local_paths_and_reports_unreachable_remote_ones():
-    from transforms.score import ScorerUnavailable, local_copy
+    from transforms.clip_model import ScorerUnavailable, local_copy
 
     assert local_copy("models/wit-tiny-scorer.pt") == "models/wit-tiny-scorer.pt"
     assert local_copy("ViT-B-32") == "ViT-B-32"

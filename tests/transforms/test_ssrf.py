@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.specs import client_settings
+from tests.default_specs import spec_with
 from tests.transforms.hostile_server import CountingListener, HostileServer, forbid_off_loopback
 from transforms import http_client, ssrf
-from transforms.http_client import ClientSettings, HttpClient, _Failure, _join_location
+from transforms.http_client import HttpClient, _Failure, _join_location
 
 PUBLIC = "93.184.215.14"  # a globally routable address; answered by the fake resolver, never connected to
 
@@ -29,7 +31,7 @@ def _client(**kw) -> HttpClient:
     base = dict(connect_timeout_s=1.0, read_timeout_s=0.5, total_timeout_s=2.0, retries=0, respect_robots=False,
                 respect_tdmrep=False, user_agent="wit-curator-test")
     base.update(kw)
-    return HttpClient(ClientSettings(**base))
+    return HttpClient(spec_with(client_settings, **base))
 
 
 # -- the address policy -------------------------------------------------------------------

@@ -8,10 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.records import AltPair, DropReason, PageFailure
+from pipeline.specs import client_settings
+from tests.default_specs import spec_with
 from transforms import http_client as hc
 from tests.transforms.crawl_run import crawl
 from transforms.fetch import fetch_image
-from transforms.http_client import ClientSettings, FetchResult, HttpClient
+from transforms.http_client import FetchResult, HttpClient
 from transforms.tdmrep import TDMREP_MAX_BYTES, TDMREP_PATH, header_reserved, parse_tdmrep, rules_from
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -148,7 +150,7 @@ def _client(base, **kw):
     settings = dict(guard_exempt=(f"127.0.0.1:{port}",), retries=0, connect_timeout_s=2, read_timeout_s=2,
                     total_timeout_s=5)
     settings.update(kw)
-    return HttpClient(ClientSettings(**settings))
+    return HttpClient(spec_with(client_settings, **settings))
 
 
 def _pair(base, path):

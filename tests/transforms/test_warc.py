@@ -9,16 +9,16 @@ import random
 import pytest
 
 from pipeline.records import AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection
+from pipeline.specs import extract_spec, warc_limits
+from tests.default_specs import spec_with
 from tests.transforms.warc_fixtures import AVIF, SVG, ArcBuilder, ArchiveBuilder, gzipped, jpeg
 from transforms import warc_records
-from transforms.extract_alt_text import ExtractSpec
-from transforms.warc import (ArchivedImage, WarcInputError, WarcLimits, archived_outcome, best_capture,
-                             expand_warc_paths, read_file, read_warc)
+from transforms.warc import (ArchivedImage, WarcInputError, archived_outcome, best_capture, expand_warc_paths, read_file, read_warc)
 
 PAGE = b"<html><body><img src='a.jpg' alt='a red square'></body></html>"
 
 
-def _read(data: bytes, limits=WarcLimits(), spec=ExtractSpec(), warnings=None):
+def _read(data: bytes, limits=spec_with(warc_limits), spec=spec_with(extract_spec), warnings=None):
     return list(read_warc(io.BytesIO(data), "mem.warc", limits, spec, warnings))
 
 
@@ -91,11 +91,11 @@ def test_noai_is_ignored_when_not_respected_and_caps_apply():
     image = jpeg((0, 0, 200))
     b = (ArchiveBuilder().response("http://h/noai.jpg", image, "image/jpeg", extra_headers=[("X-Robots-Tag", "noai")])
          .response("http://h/big.html", PAGE + b" " * 100).response("http://h/big.jpg", image, "image/jpeg"))
-    limits = WarcLimits(max_page_bytes=len(PAGE) + 10, max_image_bytes=len(image), respect_noai=False)
+    limits = spec_with(warc_limits, max_page_bytes=len(PAGE) + 10, max_image_bytes=len(image), respect_noai=False)
     out = _read(b.getvalue(), limits)
     assert _summary(out) == [("image", "ArchivedImage"), ("html_too_large", "PageFailure"), ("image", "ArchivedImage")]
     assert out[1][1].reason == DropReason.CRAWL_TOO_LARGE and not out[0][1].reason
-    small = WarcLimits(max_page_bytes=1000, max_image_bytes=100)
+    small = spec_with(warc_limits, max_page_bytes=1000, max_image_bytes=100)
     out = _read(b.getvalue(), small)
     assert _rejected(out) == [("image_noai", "fetch.noai", "in the archive: X-Robots-Tag: noai"),
                               ("image_too_large", "fetch.too_large", "in the archive: over fetch.max_bytes (100)")]
@@ -109,7 +109,7 @@ def test_archived_noai_is_scoped_to_our_user_agent():
                                  [("X-Robots-Tag", "mybot: noai, index")]]):
         b.response(f"http://h/{n}.jpg", image, "image/jpeg", extra_headers=headers)
     assert [k for k, _ in _read(b.getvalue())] == ["image", "image_noai", "image_noai", "image"]
-    assert [k for k, _ in _read(b.getvalue(), WarcLimits(agent="mybot"))] == ["image", "image", "image_noai",
+    assert [k for k, _ in _read(b.getvalue(), spec_with(warc_limits, agent="mybot"))] == ["image", "image", "image_noai",
                                                                               "image_noai"]
 
 
@@ -145,7 +145,7 @@ def test_arc_and_warc_files_are_found_and_read_by_content(tmp_path):
     (tmp_path / "misnamed.dat").write_bytes(ArcBuilder().response("http://h/4.html", PAGE).getvalue())
     pages = []
     for path in expand_warc_paths(str(tmp_path / "*")):
-        pages += [o.url for k, o in read_file(path, WarcLimits(), ExtractSpec(), collections.Counter()) if k == "html"]
+        pages += [o.url for k, o in read_file(path, spec_with(warc_limits), spec_with(extract_spec), collections.Counter()) if k == "html"]
     assert sorted(pages) == ["http://h/1.html", "http://h/2.html", "http://h/3.html", "http://h/4.html"]
 
 
@@ -284,13 +284,13 @@ def test_a_stream_that_cannot_seek_is_read_as_a_warc():
             return False
 
     data = b"".join(_records("http://h/1.html", "http://h/2.html"))
-    out = list(read_warc(Stream(data), "pipe", WarcLimits()))
+    out = list(read_warc(Stream(data), "pipe", spec_with(warc_limits), spec_with(extract_spec)))
     assert [k for k, _ in out] == ["html", "html"]
-    assert [k for k, _ in read_warc(Stream(data[:-30] + b"junk" + data), "pipe", WarcLimits())][-1] == "unreadable"
+    assert [k for k, _ in read_warc(Stream(data[:-30] + b"junk" + data), "pipe", spec_with(warc_limits), spec_with(extract_spec))][-1] == "unreadable"
 
 
 def test_a_file_that_cannot_be_opened_is_one_failure(tmp_path):
-    out = list(read_file(str(tmp_path / "gone.warc.gz"), WarcLimits(), ExtractSpec(), collections.Counter()))
+    out = list(read_file(str(tmp_path / "gone.warc.gz"), spec_with(warc_limits), spec_with(extract_spec), collections.Counter()))
     assert [k for k, _ in out] == ["unreadable"]
     assert out[0][1].reason == DropReason.WARC_UNREADABLE and out[0][1].detail.startswith("gone.warc.gz: cannot open")
 

@@ -15,13 +15,14 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from pipeline.records import DETAIL_MAX_CHARS, AltPair, Page, PageFailure, Rejection
+from pipeline.specs import extract_spec, warc_limits
+from tests.default_specs import spec_with
 from tests.transforms.warc_fixtures import SVG, ArcBuilder, ArchiveBuilder, gzipped, jpeg
-from transforms.extract_alt_text import ExtractSpec
-from transforms.warc import ArchivedImage, WarcLimits, read_warc
+from transforms.warc import ArchivedImage, read_warc
 from transforms.warc_records import KINDS
 from transforms.wat import IMG_PATH, parse_wat_payload, wat_pairs
 
-LIMITS = WarcLimits(max_page_bytes=20_000, max_image_bytes=20_000)
+LIMITS = spec_with(warc_limits, max_page_bytes=20_000, max_image_bytes=20_000)
 PAGE = b"<html><head><title>t</title></head><body><img src='a.jpg' alt='a red square'></body></html>"
 IMAGE = jpeg((200, 30, 30), size=(16, 16))
 LINKS = [{"path": IMG_PATH, "url": "/x.jpg", "alt": "x"}]
@@ -30,7 +31,7 @@ LINKS = [{"path": IMG_PATH, "url": "/x.jpg", "alt": "x"}]
 def _check(data: bytes) -> list:
     """read_warc's outputs for one file, with the invariants every input must keep."""
     warnings = collections.Counter()
-    out = list(read_warc(io.BytesIO(data), "fuzz.warc", LIMITS, ExtractSpec(), warnings))
+    out = list(read_warc(io.BytesIO(data), "fuzz.warc", LIMITS, spec_with(extract_spec), warnings))
     after_wat = False
     for kind, item in out:
         if kind is None:
@@ -164,7 +165,7 @@ def _wat_invariants(found):
     links = meta.get("Links")
     images = [link for link in links if isinstance(link, dict) and link.get("path") == IMG_PATH] \
         if isinstance(links, list) else []
-    pairs, rejected = wat_pairs(page_url, meta, ExtractSpec(tracker_patterns=("/tr",)))
+    pairs, rejected = wat_pairs(page_url, meta, spec_with(extract_spec, tracker_patterns=("/tr",)))
     assert len(pairs) + len(rejected) == len(images)
     assert len({p.key for p in pairs} | {r.key for r in rejected}) == len(images)
     assert not [r for r in rejected if r.reason.endswith("internal_error")], [r.detail for r in rejected]

@@ -4,15 +4,16 @@ import io
 import json
 
 from pipeline.records import AltPair, DropReason, Rejection
+from pipeline.specs import extract_spec, warc_limits
+from tests.default_specs import spec_with
 from tests.transforms.warc_fixtures import ArchiveBuilder
 from transforms import wat
-from transforms.extract_alt_text import ExtractSpec
-from transforms.warc import WarcLimits, read_warc
+from transforms.warc import read_warc
 from transforms.wat import parse_wat_payload, wat_pairs
 
 
-def _read(data: bytes, spec=ExtractSpec()):
-    return list(read_warc(io.BytesIO(data), "mem.wat", WarcLimits(), spec))
+def _read(data: bytes, spec=spec_with(extract_spec)):
+    return list(read_warc(io.BytesIO(data), "mem.wat", spec_with(warc_limits), spec))
 
 
 def test_wat_records_give_pairs():
@@ -24,7 +25,7 @@ def test_wat_records_give_pairs():
              {"path": "IMG@/src", "url": "mailto:x@y", "alt": "mail"}]
     b = (ArchiveBuilder(False).wat("http://h/pets/index.html", links, title="Pets", base="http://cdn.h/p/")
          .wat("http://h/req", [], warc_type="request").wat("http://h/404", links, status="404"))
-    spec = ExtractSpec(tracker_patterns=("facebook.com/tr",))
+    spec = spec_with(extract_spec, tracker_patterns=("facebook.com/tr",))
     out = _read(b.getvalue(), spec=spec)
     assert [k for k, _ in out if k] == ["wat", "metadata", "metadata"]
     pairs = [o for _, o in out if isinstance(o, AltPair)]
@@ -47,11 +48,11 @@ def test_wat_payload_parsing_is_tolerant():
     assert parse_wat_payload(b"[" * 100_000 + b"]" * 100_000) is None          # deeper than json goes
     assert parse_wat_payload(b'{"Envelope": {"WARC-Header-Metadata": "x", "Payload-Metadata": []}}') is None
     assert parse_wat_payload(b'{"Envelope": {"WARC-Header-Metadata": {"WARC-Target-URI": 7}}}') is None
-    assert wat_pairs("http://h/", {"Links": None}) == ([], [])
-    assert wat_pairs("http://h/", {"Links": {"path": "IMG@/src"}, "Head": []}) == ([], [])
+    assert wat_pairs("http://h/", {"Links": None}, spec_with(extract_spec)) == ([], [])
+    assert wat_pairs("http://h/", {"Links": {"path": "IMG@/src"}, "Head": []}, spec_with(extract_spec)) == ([], [])
 
 
-def _pairs(links, head=None, spec=ExtractSpec()):
+def _pairs(links, head=None, spec=spec_with(extract_spec)):
     return wat_pairs("http://h/page.html", {"Head": head or {}, "Links": links}, spec)
 
 
@@ -78,7 +79,7 @@ def test_page_opt_outs_in_wat_metas_reject_every_image():
         ("extract.page_noai", "meta robots: noai", "a"), ("extract.page_noai", "meta robots: noai", "b")]
     tdm = [{"name": "tdm-reservation", "content": "1"}]
     assert [r.reason for r in _pairs(links, head={"Metas": tdm})[1]] == ["extract.tdm_reserved"] * 2
-    assert len(_pairs(links, head={"Metas": tdm}, spec=ExtractSpec(respect_tdmrep=False))[0]) == 2
+    assert len(_pairs(links, head={"Metas": tdm}, spec=spec_with(extract_spec, respect_tdmrep=False))[0]) == 2
     other_bot = [{"name": "googlebot", "content": "noai"}, "not a dict"]
     assert len(_pairs(links, head={"Metas": other_bot})[0]) == 2
 

@@ -73,3 +73,42 @@ def test_near_duplicates_from_kept_phash_or_none(img2dataset_dir):
                                    pa.array(["ab", "ab"], pa.string()))
     groups = content.near_duplicate_groups(run)
     assert [(g["key"], [c["key"] for c in g["copies"]]) for g in groups] == [("000000000", ["000000001"])]
+
+
+@pytest.mark.parametrize("glued, name", [
+    ("configs/models/wit-tiny.json/models/wit-tiny-scorer.pt", "wit-tiny · wit-tiny-scorer.pt"),
+    ("/abs/configs/models/wit-tiny.json//abs/models/w.pt", "wit-tiny · w.pt"),
+    ("ViT-B-32/laion2b_s34b_b79k", "ViT-B-32 · laion2b_s34b_b79k"),
+    ("ViT-B-32//weights/dir/open_clip_model.safetensors", "ViT-B-32 · open_clip_model.safetensors"),
+    (None, None),
+])
+def test_readable_scorer_from_older_stats(glued, name):
+    assert content.readable_scorer(glued) == name
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "–"), (3.25, "3.2 s"), (75, "1 min 15 s"), (3 * 3600 + 61, "3 h 01 min")])
+def test_human_duration(seconds, text):
+    assert content.human_duration(seconds) == text
+
+
+def test_run_rows_prefer_run_info(curated):
+    run = load_run(str(curated))
+    rows = dict(content.run_rows(run))
+    assert rows["scorer"] == "wit-tiny · wit-tiny-scorer.pt" and rows["runner"].startswith("FnApiRunner")
+    assert rows["date"] == run.info["date"] and rows["config hash"] == run.stats["config_hash"]
+    run.info = {}  # an output written before run_info.json: the glued stats.json name, made readable
+    rows = dict(content.run_rows(run))
+    assert rows["date"] == rows["duration"] == rows["runner"] == "–" and rows["scorer"] == "wit-tiny · wit-tiny-scorer.pt"
+
+
+def test_failed_pages_and_opt_out_view(img2dataset_dir):
+    run = load_run(str(img2dataset_dir))
+    assert content.failed_pages(run)["total"] == 0 and content.opt_out_view(run) is None
+    run.stats["pages"] = {"fetched": 3, "failed": 3, "failed_by_reason": {"crawl.error": 1, "crawl.http_4xx": 2},
+                          "failed_samples": [{"url": "http://a.test/x", "reason": "crawl.error", "detail": "timeout"}]}
+    failed = content.failed_pages(run)
+    assert list(failed["by_reason"]) == ["crawl.http_4xx", "crawl.error"] and len(failed["samples"]) == 1
+    run.stats["opt_out"] = {"total": {"fetch.noai": 2, "fetch.robots_unavailable": 5}, "domains": 2,
+                            "by_domain": {"a.org": {"fetch.robots_unavailable": 5}, "b.org": {"fetch.noai": 2}}}
+    view = content.opt_out_view(run)
+    assert view.reasons == ["fetch.noai"] and view.total == {"fetch.noai": 2} and view.domains == [("b.org", {"fetch.noai": 2})]

@@ -90,3 +90,39 @@ def test_a_real_img2dataset_output(tmp_path):
                 expected[reason] = expected.get(reason, 0) + n
     assert run.stats["rejected_by_reason"] == expected
     assert os.path.isdir(run.shards_dir) and len(read_images(run, run.kept.to_pylist())) == run.kept.num_rows
+
+
+def test_thumbnails_are_read_only_for_the_rows_asked(curated):
+    from pipeline.report.loader import read_reject_thumbnails
+
+    run = load_run(str(curated))
+    assert "thumbnail" not in run.dropped.column_names  # the table stays text: thumbnails on demand
+    rows = run.dropped.to_pylist()
+    after = [r["key"] for r in rows if r["reason"] in ("clip.below_threshold", "dedupe.image_near")]
+    before = [r["key"] for r in rows if r["stage"] in ("caption", "fetch")]
+    found = read_reject_thumbnails(run, after + before)
+    assert set(found) == set(after) and all(v[:2] == b"\xff\xd8" for v in found.values())  # JPEGs
+    assert read_reject_thumbnails(run, []) == {}
+    assert run.info["runner"].startswith("FnApiRunner") and run.info["duration_s"] > 0
+
+
+def test_an_output_written_before_thumbnails_and_run_info(curated, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from pipeline.report.loader import read_reject_thumbnails
+
+    old = tmp_path / "old"
+    shutil.copytree(curated, old)
+    (old / "run_info.json").unlink()
+    for path in (old / "rejections").glob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop(["thumbnail"]), path)
+    run = load_run(str(old))
+    assert run.info == {} and run.dropped.num_rows == load_run(str(curated)).dropped.num_rows
+    assert read_reject_thumbnails(run, run.dropped.column("key").to_pylist()) == {}
+    from pipeline import shard_format
+
+    both = shard_format.read_rejections_table(str(old), ["key", "thumbnail"])
+    assert both.column("thumbnail").null_count == both.num_rows

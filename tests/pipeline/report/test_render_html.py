@@ -12,11 +12,15 @@ import pyarrow as pa
 import pytest
 
 from pipeline.report.loader import ReportInputError, load_run
-from pipeline.report.render_html import assets_dir_for, write_report
+from pipeline.report.render_html import CRAWLED_TITLE, anchor, assets_dir_for, crawled_url, write_report
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
                 None)
 CHARTS = ("funnel.png", "clip_scores.png", "caption_words.png", "image_sizes.png")
+# Reasons of the sample web given after the image was downloaded (they have thumbnails), and before
+POST_DOWNLOAD = ("image.too_small", "image.bad_aspect", "dedupe.image_exact", "dedupe.image_near",
+                 "clip.below_threshold")
+PRE_DOWNLOAD = ("caption.empty", "dedupe.url", "fetch.http_4xx", "fetch.noai", "image.undecodable")
 
 
 class _Refs(HTMLParser):
@@ -122,7 +126,18 @@ window.addEventListener("error", function (e) {
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   var hist = document.getElementById("score-histogram");
+  var rejectGrids = {};
+  Array.prototype.forEach.call(document.querySelectorAll(".grid.rejects"), function (grid) {
+    rejectGrids[grid.id] = Array.prototype.filter.call(grid.querySelectorAll("img"), function (i) {
+      return i.complete && i.naturalWidth > 0 && i.getAttribute("src").indexOf("/dropped-") >= 0;
+    }).length;
+  });
+  function shown(id) { var el = document.getElementById(id); return el ? el.offsetHeight > 0 && el.innerText : ""; }
   var result = {
+    reject_grids: rejectGrids,
+    failed_pages: shown("failed-pages"),
+    opt_out: shown("opt-out"),
+    run: shown("run-table"),
     images: images.length,
     grid_images: document.querySelectorAll(".grid img").length,
     broken: images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
@@ -157,6 +172,13 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert result["histogram"], "the CLIP score histogram did not load"
     assert re.match(r"\d+ kept \(", result["slider"]), result["slider"]
     assert "Uncaught" not in dumped.stderr
+    # issue 17 item 5: thumbnails of images dropped after download, under their reasons
+    with_thumbs = {grid: n for grid, n in result["reject_grids"].items() if n}
+    assert len(with_thumbs) >= 3 and set(with_thumbs) <= {"grid-" + anchor(r) for r in POST_DOWNLOAD}, \
+        result["reject_grids"]
+    assert "missing.html" in result["failed_pages"] and "crawl.http_4xx" in result["failed_pages"], result["failed_pages"]
+    assert "127.0.0.1" in result["opt_out"] and "fetch.robots_disallowed" in result["opt_out"], result["opt_out"]
+    assert "wit-tiny · wit-tiny-scorer.pt" in result["run"] and "FnApiRunner" in result["run"], result["run"]
 
     shot = tmp_path / "report.png"
     taken = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", f"file://{report}")
@@ -199,3 +221,92 @@ def test_report_shows_the_opt_outs_per_domain_escaped(img2dataset_dir, tmp_path)
     assert 'id="opt-out"' in page and 'href="#opt-out"' in page
     assert "<td>img.a.test</td><td class=\"num\"></td><td class=\"num\">3</td>" in page
     assert "<i>pages.b.test</i>" not in page and "&lt;i&gt;pages.b.test&lt;/i&gt;" in page
+
+
+def _section(page: str, reason: str) -> str:
+    start = page.index(f'<h3 id="{anchor(reason)}">')
+    end = page.find("<h3 ", start + 10)
+    return page[start:end if end > 0 else len(page)]
+
+
+def test_pairs_dropped_after_download_show_their_own_thumbnails(report, curated):
+    page = open(report, encoding="utf-8").read()
+    reasons = json.loads((curated / "stats.json").read_text())["rejected_by_reason"]
+    shown = [r for r in POST_DOWNLOAD if r in reasons]
+    assert len(shown) >= 3, reasons
+    for reason in shown:
+        section = _section(page, reason)
+        thumbs = re.findall(r'src="([^"]*/thumbs/dropped-[^"]+)"', section)
+        assert thumbs and 'class="grid rejects"' in section, reason
+        for src in thumbs:
+            assert os.path.getsize(os.path.join(os.path.dirname(report), src)) > 200
+    for reason in (r for r in PRE_DOWNLOAD if r in reasons):
+        assert "/dropped-" not in _section(page, reason), reason  # never downloaded (or not decodable)
+
+
+def test_failed_pages_say_which_and_why(report):
+    page = open(report, encoding="utf-8").read()
+    assert 'id="failed-pages"' in page and 'href="#failed-pages"' in page
+    section = page[page.index('<section id="failed-pages">'):]
+    section = section[:section.index("</section>")]
+    assert "/pages/missing.html" in section and "crawl.http_4xx" in section and "HTTP 404" in section
+
+
+def test_run_table_has_date_duration_runner_scorer_and_hash(report, curated):
+    page = open(report, encoding="utf-8").read()
+    table = page[page.index('<table id="run-table">'):]
+    table = table[:table.index("</table>")]
+    info = json.loads((curated / "run_info.json").read_text())
+    assert f"<th>date</th><td>{info['date']}</td>" in table and re.search(r"<th>duration</th><td>[\d.]+ s", table)
+    assert "<th>runner</th><td>FnApiRunner (local" in table
+    assert "<code>wit-tiny · wit-tiny-scorer.pt</code>" in table and "/models/" not in table
+    assert json.loads((curated / "stats.json").read_text())["config_hash"] in table
+
+
+class _Crawled(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.marked, self.hrefs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "crawled" in (attrs.get("class") or "").split():
+            self.marked.append((tag, attrs))
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def test_crawled_urls_are_marked_and_the_dead_loopback_ones_are_no_links(report):
+    parser = _Crawled()
+    parser.feed(open(report, encoding="utf-8").read())
+    assert len(parser.marked) > 50
+    assert all(attrs["title"].startswith(CRAWLED_TITLE + ": http://127.0.0.1:") for _, attrs in parser.marked)
+    assert all(tag == "span" for tag, _ in parser.marked)  # the sample server is gone after the run
+    assert not [h for h in parser.hrefs if "127.0.0.1" in h or "localhost" in h]
+
+
+@pytest.mark.parametrize("url, link", [
+    ("https://example.org/a.jpg", True), ("http://images.site.com/x.png", True), ("http://8.8.8.8/i.jpg", True),
+    ("http://127.0.0.1:8000/p.html", False), ("http://localhost/x", False), ("http://10.1.2.3/x", False),
+    ("http://[::1]:80/x", False), ("http://a.test/1.jpg", False), ("http://intranet/x", False),
+    ("javascript:alert(1)", False), ("ftp://example.org/x", False), ("http://[bad/x", False),
+])
+def test_which_crawled_urls_become_links(url, link):
+    shown = crawled_url(url)
+    assert shown["full"] == url and (shown["href"] == url) == link
+    assert crawled_url("") is None and crawled_url(None) is None
+
+
+def test_robots_unavailable_is_not_an_opt_out(img2dataset_dir, tmp_path):
+    run = load_run(str(img2dataset_dir))
+    run.stats["opt_out"] = {"total": {"fetch.robots_unavailable": 7, "fetch.noai": 1}, "domains": 2, "by_domain": {
+        "down.example.org": {"fetch.robots_unavailable": 7}, "img.example.org": {"fetch.noai": 1}}}
+    page = open(write_report(run, str(tmp_path / "a" / "report.html")), encoding="utf-8").read()
+    section = page[page.index('<section id="opt-out">'):]
+    table = section[section.index("<table"):section.index("</table>")]
+    assert "img.example.org" in table and "fetch.noai" in table
+    assert "robots_unavailable" not in table and "down.example.org" not in table
+    run.stats["opt_out"] = {"total": {"fetch.robots_unavailable": 7}, "domains": 1,
+                            "by_domain": {"down.example.org": {"fetch.robots_unavailable": 7}}}
+    page = open(write_report(run, str(tmp_path / "b" / "report.html")), encoding="utf-8").read()
+    assert 'id="opt-out"' not in page and 'href="#opt-out"' not in page

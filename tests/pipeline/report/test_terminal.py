@@ -116,3 +116,27 @@ def test_summary_shows_the_licence_mix_of_kept_samples(curated):
     assert "cc-by-4.0" in text and "60.0%" in text and "cc-by-sa-2.0-de" in text and "[red]" in text
     run.stats.pop("license")
     assert license_table(run) is None
+
+
+def test_summary_names_the_failed_pages_and_the_run(curated):
+    run = load_run(str(curated))
+    console, buf = _console()
+    print_summary(run, console)
+    text = buf.getvalue()
+    assert "Failed pages (1: crawl.http_4xx 1)" in text and "/pages/missing.html" in text and "HTTP 404" in text
+    assert "wit-tiny · wit-tiny-scorer.pt" in text and "FnApiRunner" in text and run.info["date"] in text
+
+
+def test_robots_unavailable_is_not_in_the_opt_out_table(img2dataset_dir):
+    from pipeline.report.terminal import opt_out_table
+
+    run = load_run(str(img2dataset_dir))
+    run.stats["opt_out"] = {"total": {"fetch.robots_unavailable": 4}, "domains": 1,
+                            "by_domain": {"down.example": {"fetch.robots_unavailable": 4}}}
+    assert opt_out_table(run) is None
+    run.stats["opt_out"]["total"]["fetch.noai"] = 1
+    run.stats["opt_out"]["by_domain"]["up.example"] = {"fetch.noai": 1}
+    console, buf = _console()
+    console.print(opt_out_table(run))
+    assert "up.example" in buf.getvalue() and "down.example" not in buf.getvalue()
+    assert "robots_unavailable" not in buf.getvalue()
