@@ -140,9 +140,8 @@ def main(argv=None) -> int:
     pairs = [AltPair(key=make_key("http://bench.test/", i), page_url="http://bench.test/", image_url="", caption=t)
              for i, t in enumerate(texts)]
     fn = _MatchFn(spec)
-    fn.setup()
     matched = []
-    dofn_s = _cpu(lambda: matched.extend(out for p in pairs for out in fn.process(p)))
+    dofn_s = _cpu(lambda: matched.extend(out for p in pairs for out in fn.process(p, spec.entries_blob)))
     bare_s = _cpu(lambda: [matcher.match(t) for t in texts])
     hits = [m for m in matched if isinstance(m, tuple)]
     per_pair = sum(len(ids) for _, _, ids in hits) / max(1, len(hits))

@@ -3,10 +3,11 @@
 Input: the unpacked packages (``--root``, default /tmp/capcorp/x; fetch them with
 ``apt-get download gimp-help-en grass-doc python-skimage-doc kicad-doc-en debian-edu-doc-en
 tuxpaint-stamps-default`` and ``dpkg -x`` each into ROOT/<package>). Output: one JSON line per
-``<img>`` pair: site, page path, image path, caption, and the image facts the caption rules may
-use (original width/height, SVG as such, colour count and grey entropy of a 64x64 view, and the
-pipeline's own photo-likeness measure: bits per content pixel of the thumbnail ResizeImages
-makes, filters/short_caption.py). Labels are not made here: they live in labels.jsonl (by pair
+distinct (image, caption) of a site (``copies``: how many pairs of the sampled pages it stands
+for): site, page path, image path, caption, and the image facts the caption rules may use
+(original width/height, SVG as such, the thumbnail ResizeImages makes from the real file — its
+byte count, size and bits per picture pixel, the photo-likeness measure of
+filters/short_caption.py — and the colour count and grey entropy of a 64x64 view of it). Labels are not made here: they live in labels.jsonl (by pair
 id), written by a person reading each caption with its facts (GUIDE.md); a rebuilt corpus keeps
 them for the ids it still has.
 
@@ -22,11 +23,13 @@ No image bytes are stored: only the facts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import hashlib
 import html
+import io
 import json
 import math
-import os
 import random
 import sys
 from pathlib import Path
@@ -70,29 +73,35 @@ TUXPAINT = ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", 140)
 MAX_PAIRS = {"gimp": 130, "grass": 120, "skimage": 120, "kicad": 120, "debian-edu": 100, "handbook": 100,
              "jsoncpp": 20}
 SPEC = resize_spec(CurateConfig())  # resize's defaults: 256 px, border, jpg q95 (what the pipeline makes)
+SVG_SPEC = dataclasses.replace(SPEC, svg=True)
 EXTRACT = extract_spec(CurateConfig())
 
 
+@functools.lru_cache(maxsize=None)
+def image_facts_cached(path: Path) -> tuple:
+    return tuple(sorted(image_facts(path).items()))
+
+
 def image_facts(path: Path) -> dict:
-    """Width, height, SVG, colours/entropy of a 64x64 view, thumbnail bits per content pixel."""
+    """Width, height, SVG, colours/entropy of a 64x64 view, and the thumbnail ResizeImages makes:
+    its byte count and size, and bits per picture pixel (filters/short_caption.py). SVG is
+    rasterised as with ``resize.svg: true`` (transforms/svg.py)."""
     facts = {"file_exists": path.is_file(), "svg": path.suffix.lower() == ".svg"}
-    if not facts["file_exists"] or facts["svg"]:
+    if not facts["file_exists"]:
         return facts
     data = path.read_bytes()
     try:
-        with Image.open(path) as img:
-            facts["width"], facts["height"] = img.size
-            rgb = img.convert("RGBA")
-            flat = Image.new("RGB", rgb.size, "white")
-            flat.paste(rgb, mask=rgb.split()[3])
-            small = flat.resize((64, 64), Image.Resampling.BILINEAR)
-            facts["colours_64"] = len(np.unique(np.asarray(small).reshape(-1, 3), axis=0))
-            hist = small.convert("L").histogram()
-            n = sum(hist)
-            facts["grey_entropy"] = round(-sum(c / n * math.log2(c / n) for c in hist if c), 3)
-        res = resize_image(data, SPEC)
-        facts["thumb_bpp"] = round(thumbnail_bpp(len(res.data), res.width, res.height,
-                                                 res.original_width, res.original_height), 3)
+        res = resize_image(data, SVG_SPEC if facts["svg"] else SPEC)
+        facts.update(thumb_bytes=len(res.data), thumb_width=res.width, thumb_height=res.height,
+                     thumb_bpp=round(thumbnail_bpp(len(res.data), res.width, res.height,
+                                                   res.original_width, res.original_height), 3))
+        facts["width"], facts["height"] = res.original_width, res.original_height
+        with Image.open(io.BytesIO(res.data)) as thumb:  # the colour facts from what the pipeline sees
+            small = thumb.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+        facts["colours_64"] = len(np.unique(np.asarray(small).reshape(-1, 3), axis=0))
+        hist = small.convert("L").histogram()
+        n = sum(hist)
+        facts["grey_entropy"] = round(-sum(c / n * math.log2(c / n) for c in hist if c), 3)
     except (OSError, ValueError, DecodeError) as exc:
         facts["undecodable"] = f"{type(exc).__name__}: {exc}"[:80]
     return facts
@@ -118,7 +127,7 @@ def site_pairs(root: Path, site: str, seed: int) -> list[dict]:
             img = local_file(site_root, page, pair.image_url, base)
             rows.append({"site": site, "page": rel, "image": unquote(urlsplit(pair.image_url).path).lstrip("/"),
                          "caption": pair.caption, "declared_width": pair.declared_width,
-                         "declared_height": pair.declared_height, **image_facts(img)})
+                         "declared_height": pair.declared_height, **dict(image_facts_cached(img))})
     rows = _distinct(rows)  # DedupeUrlCaptions' view: one pair per (image, caption), copies counted
     rng.shuffle(rows)
     rows = rows[:MAX_PAIRS[site]]
@@ -155,7 +164,7 @@ def tuxpaint_pairs(root: Path, seed: int) -> list[dict]:
         for pair in pairs:
             rows.append({"site": "tuxpaint", "page": f"{folder}/index.html (constructed)",
                          "image": f"{folder}/{image.name}", "caption": pair.caption,
-                         "declared_width": None, "declared_height": None, **image_facts(image)})
+                         "declared_width": None, "declared_height": None, **dict(image_facts_cached(image))})
     return _distinct(rows)
 
 

@@ -2,7 +2,8 @@
 
 Input: generated pairs — an img2dataset-style URL list (parquet) of N distinct image URLs on
 one loopback host. ``bench.common.SynthImageServer`` answers each URL with its own photo-like
-JPEG (160-320 px sides, drawn from a seed that is the URL: deterministic, nothing stored), so
+JPEG (``SIDES``: 96-192 px sides, drawn from a seed that is the URL: deterministic, nothing
+stored; every record after ResizeImages is the same 128-px JPEG whatever the source size), so
 no two pairs share bytes or a near-duplicate pHash and *every* stage sees every pair. One
 caption in 20 is a camera file name (``IMG_00020.JPG``): those pairs are ``caption.filename``
 rejections, so the rejections writer grows with N too. The run is the sample config (bundled
@@ -13,13 +14,16 @@ still scored, and every pair that passes the caption rule is written.
 
 Output: per size, wall time, peak RSS of the whole `wit curate` process tree (sampled every
 0.1 s), and the funnel from OUT/stats.json (in/out of every stage, rejections by reason); then
-the ratio largest / smallest. Exit 1 when the ratio is above 1.3, or when a run did not see
+the ratio largest / smallest. The sizes run side by side (``--serial``: one after the other):
+each is its own process tree, and RSS, not time, is measured. Exit 1 when the ratio is above
+1.3, or when a run did not see
 distinct images: accounting broken, dedupe (URL, exact, near) dropping more than 1 % of the
 pairs, anything but the planned caption.filename rejections above 1 %, or the planned ones
 off their count.
 
     .venv/bin/python -m bench.memory                      # 10k and 100k
     .venv/bin/python -m bench.memory --sizes 2000 20000   # quicker
+    .venv/bin/python -m bench.memory --serial             # one size at a time (less CPU at once)
     .venv/bin/python -m bench.memory -- --direct_running_mode=multi_processing --direct_num_workers=2
 
 Before: measured 2026-11-27 (2 CPU cores, FnApiRunner), with the old input of 1000 distinct JPEGs
@@ -48,11 +52,33 @@ FnApiRunner's GroupingBuffer holds it (4.1 KB with the keys as one fixed-width n
 part instead: measured on 10k random signatures). At 50k the highest 5-s samples were in the
 writers (1690 MB): the kept ScoredImages (1.1 KB encoded, 2.0 KB decoded each) are held whole
 by the Count side input and the GroupByFile of WriteShards, and again by WriteEmbeddings'.
+
+The fixes (2026-12-02): DedupeNear's band entries are the hashes alone, one uint64 array per
+(table, prefix) part (0.72 KB per image pickled and decoded, from 4.3 / 9.2 KB; measured on 10k
+random signatures), the band value recomputed from the hash, and the colour guard applied after
+a join of the few Hamming-verified pairs back to their signatures; the writers pack each record
+into one bytes before the count's side input (WriteShards: the ScoredImage without embeddings;
+WriteEmbeddings: key, model, score, vectors), and the records crossing the dedupe joins
+(JoinSurvivor, JoinDrops) are packed the same way. Measured after the band and writer fixes, on
+the old 160-320 px images, both sizes side by side on 2 cores under load ~15-30 from other jobs:
+  10k 1303 s, peak 1459 MB;  50k 1913 s, 1801 MB: ratio 1.23 (was 1.54)
+and with the dedupe joins packed too, 96-192 px images, side by side, load ~2-5:
+  10k 150 s, peak 1522 MB;  50k 682 s, 1758 MB: ratio 1.16 (5.9 KB per pair of growth)
+  100k 1733 s (run alone after them, load ~1-3), peak 2031 MB: 100k / 10k 1.33 -- still MISSED
+  (narrowly); 5.5-5.9 KB per pair of growth (50k->100k, 10k->50k). 20k alone: 196 s, 1688 MB.
+  Where (100k, RSS of the main process beside py-spy every 15 s): fetch plateau 1494 MB (the
+  fetch took ~23 of the 29 minutes), the dedupe stages +350 MB in 30 s, ScoreClip +90 MB
+  (1935 MB), the writers ~+100 MB. Next suspects: the N-element joins left (SameSignature holds
+  every signature twice, JoinRanks every rank, JoinDrops every packed record) and ScoreClip's
+  batching group (transforms/score.py).
+At 10k the peak is the fetch (1450 MB within 80 s, and higher the faster the loopback host
+answers), so it is not a fixed base: growth per pair is the figure to watch.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import logging
 import os
@@ -68,6 +94,8 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 1.3
 FILENAME_EVERY = 20  # one caption in 20 is a camera file name: caption.filename
 DEDUPE_REASONS = ("dedupe.url", "dedupe.url_caption", "dedupe.image_exact", "dedupe.image_near")
+SIDES = (96, 192)  # synthetic image sides: smaller than a photo (faster to make and decode); every record
+#                   after ResizeImages is the same 128-px JPEG whatever the source size
 MAX_UNPLANNED = 0.01  # dedupe, or any other unplanned drop, above 1 % of the pairs: images not distinct
 
 
@@ -134,19 +162,22 @@ def measure(size: int, base_url: str, beam_args: list[str]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--serial", action="store_true", help="one size after the other (default: side by side)")
     parser.add_argument("beam_args", nargs="*", help="Beam flags after --, passed to wit curate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
-    rows = []
-    with SynthImageServer(sides=(160, 320)) as server:
-        for size in args.sizes:
-            row = measure(size, server.base_url, args.beam_args)
-            log.info("%7d pairs: %7.1f s  peak RSS %7.0f MB", row["pairs"], row["seconds"], row["peak_rss_mb"])
-            for line in funnel_lines(row["stats"]):
-                log.info("%s", line)
-            for problem in row["problems"]:
-                log.error("    not every stage saw every pair: %s", problem)
-            rows.append(row)
+    with SynthImageServer(sides=SIDES) as server:
+        if args.serial:
+            rows = [measure(size, server.base_url, args.beam_args) for size in args.sizes]
+        else:  # RSS, not time, is measured: the sizes run side by side (each its own process tree)
+            with concurrent.futures.ThreadPoolExecutor(len(args.sizes)) as pool:
+                rows = list(pool.map(lambda size: measure(size, server.base_url, args.beam_args), args.sizes))
+    for row in rows:
+        log.info("%7d pairs: %7.1f s  peak RSS %7.0f MB", row["pairs"], row["seconds"], row["peak_rss_mb"])
+        for line in funnel_lines(row["stats"]):
+            log.info("%s", line)
+        for problem in row["problems"]:
+            log.error("    not every stage saw every pair: %s", problem)
     ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     log.info("peak RSS ratio %d / %d pairs: %.2f (target <= %.1f)", rows[-1]["pairs"], rows[0]["pairs"], ratio,
              TARGET_RATIO)

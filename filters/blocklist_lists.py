@@ -18,7 +18,7 @@ taken. URL prefixes and URLs: absolute http(s) URLs. sha256: 64 hex digits. pHas
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -60,12 +60,12 @@ class BlocklistSpec:
 class Blocklists:
     """Normalised entries, ready to match (filters/blocklist.py)."""
 
-    domains: frozenset = frozenset()
-    prefixes_by_host: dict = field(default_factory=dict)  # host -> tuple of canonical prefixes
-    urls: frozenset = frozenset()
-    sha256: frozenset = frozenset()
-    phashes: tuple = ()  # ints
-    phash_radius: int = 4
+    domains: frozenset
+    prefixes_by_host: dict  # host -> tuple of canonical prefixes
+    urls: frozenset
+    sha256: frozenset
+    phashes: tuple  # ints
+    phash_radius: int  # BlocklistSpec.phash_radius
 
     def sizes(self) -> dict:
         return {"domains": len(self.domains), "url_prefixes": sum(map(len, self.prefixes_by_host.values())),

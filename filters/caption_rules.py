@@ -9,7 +9,8 @@ rule passed):
   one-token identifiers such as ``srtm_plus``, ``grey.eq``, ``Thin-Client-Login``, ``width=400``);
 - ``caption.placeholder``: a placeholder word ("logo", "click here"), a *numbered* placeholder
   (a placeholder word with a number or id: "photo No. 850", "Image 3 of 24", "Three images") and
-  a bracketed UI label ("[Note]", "[Download Location]");
+  a bracketed UI label ("[Note]", "[Download Location]"), and a control's name ending in a
+  ``ui_suffixes`` word ("Add Power icon", "print button");
 - ``caption.badge``: a badge or button phrase ("Powered by MediaWiki", "Creative Commons License");
 - ``caption.navigation`` ("next", "«");
 - ``caption.repetitive``: one word or phrase said over and over ("spam spam spam spam",
@@ -47,6 +48,7 @@ class CaptionSpec:
     placeholders: tuple  # whole captions that name no content ("image", "logo"); with a number: numbered
     navigation: tuple
     badges: tuple  # phrases a badge/button caption starts with ("powered by", "creative commons")
+    ui_suffixes: tuple  # a caption ending in one of these words names a control ("Zoom to fit page icon")
     repeat_min_words: int  # captions shorter than this are never judged repetitive
     languages: tuple
     language_min_words: int
@@ -73,7 +75,8 @@ _NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve
                  "first second third last").split()
 # "No. 12", "#12", "12", "12 of 24", "12/24", "three": the number part of a numbered placeholder
 _NUMBER = rf"(?:(?:no\.?|nr\.?|number|#)\s*)?(?:\d+|{'|'.join(_NUMBER_WORDS)})(?:\s*(?:of|/)\s*\d+)?"
-_WORD = re.compile(r"[^\W_]+")
+_WORD = re.compile(r"[^\W_]+|#")
+_NUMBER_RUN = re.compile(r"\d+(?:[.,]\d+)*")  # 18.62, 1,000: one number
 _STOP = frozenset("the a an of and or in on at to for with by is are from this that".split())
 
 
@@ -118,17 +121,23 @@ def badge(norm: str, badges) -> bool:
 
 
 def repetitive(text: str, min_words: int) -> bool:
-    """One unit said over and over: under half the word pairs distinct (digits folded), or one
-    content word three or more times making up a third of the words."""
-    words = [re.sub(r"\d+", "#", w) for w in _WORD.findall(text.lower())]
+    """One unit said over and over (digits folded, so "Threshold : 30, Threshold : 32" repeats):
+    one word, pair or triple of words three or more times covering 60% of the caption, or fewer
+    than half of its word pairs distinct (a phrase cycled: keyword stuffing). A figure's panel
+    titles that share a word ("Scharr - Prewitt, Scharr - Sobel") stay under both."""
+    words = _WORD.findall(_NUMBER_RUN.sub(" # ", text.lower()))
     if len(words) < min_words:
         return False
     bigrams = list(zip(words, words[1:]))
     if len(set(bigrams)) < 0.5 * len(bigrams):
         return True
-    content = Counter(w for w in words if w not in _STOP and w != "#" and len(w) > 2)
-    top = content.most_common(1)
-    return bool(top) and top[0][1] >= 3 and top[0][1] * 3 >= len(words)
+    for n in (1, 2, 3):
+        grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1)
+                        if n > 1 or (words[i] not in _STOP and words[i] != "#"))
+        top = grams.most_common(1)
+        if top and top[0][1] >= 3 and top[0][1] * n >= 0.6 * len(words):
+            return True
+    return False
 
 
 def _word_verdict(text: str, norm: str, spec: CaptionSpec) -> Verdict:
@@ -140,6 +149,8 @@ def _word_verdict(text: str, norm: str, spec: CaptionSpec) -> Verdict:
         return DropReason.CAPTION_PLACEHOLDER, f"numbered: {norm[:60]}"
     if _BRACKETED.match(text):
         return DropReason.CAPTION_PLACEHOLDER, f"bracketed UI label: {text[:40]}"
+    if norm.rsplit(" ", 1)[-1] in spec.ui_suffixes:
+        return DropReason.CAPTION_PLACEHOLDER, f"control name: {text[:60]}"
     if badge(norm, [b.lower() for b in spec.badges]):
         return DropReason.CAPTION_BADGE, text[:80]
     nav = {n.lower() for n in spec.navigation}

@@ -68,3 +68,24 @@ class SurvivorPolicy:
             score = record.clip_score if isinstance(record, ScoredImage) else None
             head = (-(score if score is not None and not math.isnan(score) else -math.inf),)
         return head + _tie_break(record)
+
+
+_TELL = re.compile(r"[^\W_]+")
+_COMMON = frozenset("a an the of for in on at to with and or by from is are this that image photo picture "
+                    "screenshot example".split())
+
+
+def distinguishing_words(caption_a: str, caption_b: str) -> tuple[frozenset, frozenset]:
+    """(words only ``caption_a`` has, words only ``caption_b`` has), common filler left out."""
+    a = {w for w in _TELL.findall(caption_a.lower()) if w not in _COMMON}
+    b = {w for w in _TELL.findall(caption_b.lower()) if w not in _COMMON}
+    return frozenset(a - b), frozenset(b - a)
+
+
+def captions_tell_apart(caption_a: str, caption_b: str) -> bool:
+    """Whether two near-duplicate images' captions name a difference: each has a word the other
+    lacks ("... tool: no" / "... tool: yes", "“Waves” filter" / "“Jigsaw” filter"). A caption that
+    only adds to the other ("Xfce Desktop" / "Xfce Desktop screen") or an empty one tells nothing.
+    DedupeNear can veto an edge with it (bench/near_captions.py measures it on the corpus)."""
+    only_a, only_b = distinguishing_words(caption_a, caption_b)
+    return bool(only_a) and bool(only_b)

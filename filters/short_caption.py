@@ -3,7 +3,8 @@ a picture of something, never on an icon.
 
 Input: ``ResizedImage`` (after the fetch: the rule needs the image). Output: via ``ApplyRules``
 (next to the image rules in pipeline/build.py), kept images and rejections with
-``caption.too_short``: a caption of fewer than ``min_words`` words on an image whose original
+``caption.too_short``: a caption of fewer than ``min_words`` words, or one that only says the
+image's file name as words ("add line 24" for add_line_24.png), on an image whose original
 shorter side is under ``short_min_side`` px, or whose thumbnail costs under ``short_min_bpp``
 bits per picture pixel (flat drawings, blank diagrams). Longer captions pass untouched; captions
 under ``min_chars`` characters never get here (CaptionRules drops them before the download).
@@ -23,11 +24,15 @@ at quality 95; another encoding needs its own (bench/caption_quality.py prints t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from filters.base import Verdict
 from filters.caption_rules import CaptionSpec
 from pipeline.records import DropReason, ResizedImage
+
+_TOKEN = re.compile(r"[^\W_]+")
 
 
 def content_area(width: int, height: int, original_width: int, original_height: int) -> float:
@@ -50,16 +55,31 @@ def encoded_size(image: ResizedImage) -> int:
     return image.blob.length if image.blob is not None else len(image.data)
 
 
-def short_caption_verdict(caption: str, side: int, bpp: float, spec: CaptionSpec) -> Verdict:
-    """``None`` to keep; ``side``: the original's shorter side, ``bpp``: ``thumbnail_bpp``."""
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def filename_echo(caption: str, image_url: str) -> bool:
+    """The caption is the image's file name said as words: its words are a run of the file name's
+    ("add line 24" for add_line_24.png, "plot ncut" for sphx_glr_plot_ncut_001.png)."""
+    words = _tokens(caption)
+    stem = _tokens(unquote(urlsplit(image_url).path.rsplit("/", 1)[-1]).rsplit(".", 1)[0])
+    n = len(words)
+    return 0 < n <= len(stem) and any(stem[i:i + n] == words for i in range(len(stem) - n + 1))
+
+
+def short_caption_verdict(caption: str, image_url: str, side: int, bpp: float, spec: CaptionSpec) -> Verdict:
+    """``None`` to keep; ``side``: the original's shorter side, ``bpp``: ``thumbnail_bpp``. Judged:
+    captions of fewer than ``min_words`` words, and captions that only echo the file name."""
     words = len(caption.split())
-    if words >= spec.min_words:
+    echo = words >= spec.min_words and filename_echo(caption, image_url)
+    if words >= spec.min_words and not echo:
         return None
     if side >= spec.short_min_side and bpp >= spec.short_min_bpp:
         return None
-    return DropReason.CAPTION_TOO_SHORT, (f"{words} words on an image {side} px a side, {bpp:.2f} bits/px "
-                                          f"(a short caption needs >= {spec.short_min_side} px and "
-                                          f">= {spec.short_min_bpp} bits/px)")
+    what = "the file name's words" if echo else f"{words} words"
+    return DropReason.CAPTION_TOO_SHORT, (f"{what} on an image {side} px a side, {bpp:.2f} bits/px "
+                                          f"(needs >= {spec.short_min_side} px and >= {spec.short_min_bpp} bits/px)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,7 @@ class ShortCaptionRule:
         side = min(image.original_width, image.original_height)
         bpp = thumbnail_bpp(encoded_size(image), image.width, image.height,
                             image.original_width, image.original_height)
-        return short_caption_verdict(image.pair.caption, side, bpp, self.spec)
+        return short_caption_verdict(image.pair.caption, image.pair.image_url, side, bpp, self.spec)
 
 
 def short_caption_rules(spec: CaptionSpec) -> list:

@@ -55,9 +55,10 @@ from filters.license_rules import license_rules
 from filters.safety import safety_rules
 from pipeline.config import CurateConfig
 from pipeline.outputs import STAGES, stats_extra, to_events, write_outputs  # noqa: F401  (STAGES: the funnel order)
-from pipeline.specs import (balance_spec, blocklist_spec, caption_spec, client_settings, crawl_spec, extract_spec, image_spec, license_allow,
-                            lsh_spec, resize_spec, safety_spec, safety_thresholds, scorer_spec, semantic_spec,
-                            survivor_policy, threshold_spec, warc_limits)
+from pipeline.specs import (balance_spec, blocklist_spec, caption_spec, client_settings, crawl_spec, extract_spec,
+                            fetch_spec, image_spec, license_allow, lsh_spec, resize_spec, safety_spec,
+                            safety_thresholds, scorer_spec, semantic_spec, survivor_policy, threshold_spec,
+                            warc_limits)
 from transforms.balance import BalanceByMetadata
 from transforms.checkpoint import Checkpointed, work_dir
 from transforms.crawl_frontier import FetchPages
@@ -88,6 +89,7 @@ class Inputs:
     url_list: Optional[str] = None  # path or glob
     url_col: str = "url"
     caption_col: str = "caption"
+    uid_col: str = "uid"  # a URL list's own sample id (DataComp's uid), carried into the shards
     warc: Optional[str] = None  # path or glob of WARC / WARC.gz / WAT files
 
     @property
@@ -139,7 +141,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         unusable.append(bad)
     if inputs.url_list:
         listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col,
-                                                          cfg.extract.max_url_chars)
+                                                          cfg.extract.max_url_chars, uid_col=inputs.uid_col)
         sources.append(listed)
         unusable.append(bad)
     return _Sources(all_pages, _flatten(p, failures, "PageFailures"), _flatten(p, sources, "Pairs"),
@@ -170,9 +172,8 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
 def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> beam.PTransform:
     """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
-    fetch = FetchImages(client_settings(cfg), cfg.fetch.concurrency, cfg.fetch.per_host_concurrency,
-                        resize=resize_spec(cfg), processes=cfg.resize.processes,
-                        spill_dir=spill_dir(cfg, output_dir), urls_per_key=cfg.fetch.urls_per_key)
+    fetch = FetchImages(client_settings(cfg), fetch_spec(cfg), resize=resize_spec(cfg),
+                        spill_dir=spill_dir(cfg, output_dir))
     if not cfg.output.checkpoint:
         return fetch
     return Checkpointed(fetch, work_dir(output_dir, "fetched"), resume, cfg.output.checkpoint_every)
@@ -289,10 +290,11 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
     threshold = None
     if cfg.score.enabled:
         scored = images | "ScoreClip" >> score_stage(cfg, score_handler)
-        if cfg.score.embeddings:
-            scored | "WriteEmbeddings" >> WriteEmbeddings(output_dir, cfg.output.samples_per_shard)
         kept, threshold = threshold_and_dedupe(scored, cfg, rejected, policy,
                                                cfg.dedupe.near and policy.needs_scores)
+        if cfg.score.embeddings:  # every scored sample, with whether it is kept
+            ({"scored": scored, "kept": kept}
+             | "WriteEmbeddings" >> WriteEmbeddings(output_dir, cfg.output.samples_per_shard))
     else:
         kept = images | "SkipScoring" >> SkipScoring()
     events = [

@@ -73,6 +73,8 @@ def _add_curate(sub) -> None:
     p.add_argument("--url-list", help="img2dataset-style URL list(s): parquet/csv/tsv/json/jsonl/txt[.gz], glob ok")
     p.add_argument("--url-col", default="url", help="URL column of --url-list (default: url)")
     p.add_argument("--caption-col", default="caption", help="caption column of --url-list (default: caption)")
+    p.add_argument("--uid-col", default="uid", help="column of --url-list carried as the sample's uid, e.g. "
+                   "DataComp's (default: uid; a missing column means no uid)")
     p.add_argument("--warc", help="web archive(s): WARC, WARC.gz or Common Crawl WAT files, glob ok (local or gs://)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set score.min_score=0.3")
@@ -205,7 +207,7 @@ def cmd_curate(args, beam_args: Sequence[str]) -> int:
         overrides.append("fetch.allow_private_networks=true")
     cfg = load_config(args.config, overrides)
     inputs = Inputs(seeds_file=args.seeds, url_list=args.url_list, url_col=args.url_col,
-                    caption_col=args.caption_col, warc=args.warc)
+                    caption_col=args.caption_col, uid_col=args.uid_col, warc=args.warc)
     stats = run_curation(cfg, inputs, args.output, beam_args, overwrite=args.overwrite, show_progress=True,
                          resume=args.resume, incremental=args.incremental)
     print(format_funnel(stats, args.output))

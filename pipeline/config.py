@@ -107,6 +107,7 @@ class CaptionConfig:
         "download on the", "available on the", "follow us", "find us on", "like us on", "valid xhtml",
         "valid html", "valid css", "creative commons", "cc by", "cc0", "rss feed",
     )
+    ui_suffixes: tuple = ("icon", "button")  # a caption ending in one of these names a control: caption.placeholder
     repeat_min_words: int = 4  # shorter captions are never caption.repetitive
     short_min_side: int = 32  # a caption under min_words words needs an image this large (shorter side, px) ...
     short_min_bpp: float = 0.5  # ... whose thumbnail costs this many bits per picture pixel (jpg q95)

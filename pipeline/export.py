@@ -17,7 +17,7 @@
 ``wit export open-clip-config DEST [--model configs/models/wit-tiny.json]``
     Input: one of our open_clip model JSONs. Output: ``DEST/open_clip_config.json``
     (``{"model_cfg": ...}``), which stock open_clip finds as ``--model local-dir:DEST``
-    (``open_clip_train --model local-dir:DEST ...``, ``open_clip.create_model``,
+    (``python -m open_clip_train.main --model local-dir:DEST ...``, ``open_clip.create_model``,
     ``get_tokenizer``); or, when DEST ends in ``.json``, the plain model JSON (the format of
     open_clip's ``model_configs/*.json``: placed there, ``--model <its stem>`` finds it;
     ``python -m trainer.interop --model-config DEST`` registers it for one run).
@@ -213,7 +213,7 @@ EXPORT_DESCRIPTION = """Write a curated output, or one of our model configs, in 
   DataComp subset:  wit curate --url-list 'pool/*.parquet' --caption-col text --config datacomp_basic.yaml --output OUT
                     wit export datacomp OUT --output subset.npy      (then DataComp's resharder.py --subset-file)
   open_clip:        wit export open-clip-config wit-tiny-oc --model configs/models/wit-tiny.json
-                    open_clip_train --model local-dir:$PWD/wit-tiny-oc --dataset-type webdataset --train-data ..."""
+                    python -m open_clip_train.main --model local-dir:$PWD/wit-tiny-oc --dataset-type webdataset --train-data ..."""
 
 
 def add_export_parser(sub, formatter: type) -> None:
@@ -245,7 +245,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                   f" ({done.missing} without a uid left out, {done.duplicates} repeated uids written once)")
             return 0
         path, model_arg = export_open_clip_config(args.model, args.dest)
-        print(f"{path} written; train with: open_clip_train --model {model_arg} --dataset-type webdataset "
+        print(f"{path} written; train with: python -m open_clip_train.main --model {model_arg} --dataset-type webdataset "
               "--train-data 'OUT/shards/{00000..NNNNN}.tar' ...")
         return 0
     except ExportError as exc:

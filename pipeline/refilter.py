@@ -35,7 +35,7 @@ from pipeline.run import OutputExists, prepare_output, read_stats
 from pipeline.runners import make_options, make_runner
 from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.read_curated import list_files
-from transforms.write_shards import write_atomically
+from transforms.output_files import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from transforms.checkpoint import FETCHED, WORK_DIR, work_dir
 from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.url_list import expand_paths
 from transforms.warc import expand_warc_paths
-from transforms.write_shards import write_atomically
+from transforms.output_files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,11 @@ def check_scorer(cfg: CurateConfig) -> None:
     """Load the scorer once before crawling: missing weights fail now, not in an hour."""
     if not cfg.score.enabled:
         return
-    from transforms.score import load_scorer, scorer_spec
+    from pipeline.specs import scorer_spec
+    from transforms.clip_model import load_scorer
 
     start = time.monotonic()
-    load_scorer(scorer_spec(cfg.score))
+    load_scorer(scorer_spec(cfg))
     log.info("scorer %s/%s loads (%.1fs)", cfg.score.model, cfg.score.pretrained, time.monotonic() - start)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from filters.blocklist_lists import BlocklistSpec
+from filters.caption_rules import CaptionSpec
 from filters.clip_threshold import ThresholdSpec
 from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import ImageRulesSpec
@@ -19,6 +20,7 @@ from transforms.balance import BalanceSpec, build_spec
 from transforms.clip_model import ScorerSpec
 from transforms.crawl_frontier import CrawlSpec
 from transforms.extract_alt_text import ExtractSpec
+from transforms.fetch import FetchSpec
 from transforms.http_client import ClientSettings
 from transforms.imaging import ResizeSpec
 from transforms.lsh import LshSpec
@@ -29,7 +31,6 @@ from transforms.semantic_dedupe import SemanticSpec
 from transforms.warc_records import WarcLimits
 
 # --- caption (filters/caption_rules.py, filters/short_caption.py) ---
-from filters.caption_rules import CaptionSpec  # noqa: E402  (lead: move up to the imports)
 
 
 def caption_spec(cfg: CurateConfig) -> CaptionSpec:
@@ -37,7 +38,7 @@ def caption_spec(cfg: CurateConfig) -> CaptionSpec:
     c = cfg.caption
     return CaptionSpec(min_words=c.min_words, min_chars=c.min_chars, max_words=c.max_words, max_chars=c.max_chars,
                        placeholders=tuple(c.placeholders), navigation=tuple(c.navigation), badges=tuple(c.badges),
-                       repeat_min_words=c.repeat_min_words, languages=tuple(c.languages),
+                       ui_suffixes=tuple(c.ui_suffixes), repeat_min_words=c.repeat_min_words, languages=tuple(c.languages),
                        language_min_words=c.language_min_words,
                        language_min_confidence=c.language_min_confidence,
                        short_min_side=c.short_min_side, short_min_bpp=c.short_min_bpp)
@@ -73,6 +74,13 @@ def client_settings(cfg: CurateConfig, pool_size: Optional[int] = None) -> Clien
         robots_cache_s=f.robots_cache_s,
         refuse_types=(),  # not a knob: FetchImages refuses SVG by its headers when resize.svg is off
     )
+
+
+def fetch_spec(cfg: CurateConfig) -> FetchSpec:
+    """FetchSpec from ``fetch.concurrency``, ``fetch.per_host_concurrency``, ``fetch.urls_per_key`` and
+    ``resize.processes``."""
+    return FetchSpec(concurrency=cfg.fetch.concurrency, per_host=cfg.fetch.per_host_concurrency,
+                     processes=cfg.resize.processes, urls_per_key=cfg.fetch.urls_per_key)
 
 
 # --- crawl (transforms/crawl_frontier.py) ---

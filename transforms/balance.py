@@ -30,14 +30,16 @@ entries (~30 MB as a Python dict). ``BeforeDistribution`` / ``AfterDistribution`
 combines whose accumulator is one int per entry hit (at most the metadata size: 4 MB for 500k
 entries) plus the top 20.
 
-The entries travel inside the DoFns as one compressed blob (transforms/balance_match.py:
-~0.4 MB for the bundled WordNet list, ~2 MB for 500k entries; three DoFns carry it), read and
-checked when the pipeline is built, so a bad metadata file fails before anything runs and
-workers need no access to it; each worker process builds its automaton once (~1 s).
+The entries are read and checked when the pipeline is built (a bad metadata file fails before
+anything runs) and reach the workers as one side input, a compressed blob (0.6 MB for the
+bundled 146,580 WordNet entries; a few MB for 500k), once in the job graph, not once per DoFn,
+so workers need no access to the file; each worker process builds its automaton once (~1 s,
+~30 MB for the bundled list).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -109,19 +111,19 @@ _MATCHERS: dict = {}
 _ENTRIES: dict = {}
 
 
-def entries_for(spec: BalanceSpec) -> tuple:
-    """The spec's entries, unpacked once per worker process."""
+def entries_for(spec: BalanceSpec, blob: Optional[bytes] = None) -> tuple:
+    """The spec's entries (from ``blob``, the side input, when the spec was slimmed), once per process."""
     entries = _ENTRIES.get(spec.digest)
     if entries is None:
-        entries = _ENTRIES[spec.digest] = unpack_entries(spec.entries_blob)
+        entries = _ENTRIES[spec.digest] = unpack_entries(spec.entries_blob or blob)
     return entries
 
 
-def matcher_for(spec: BalanceSpec) -> Matcher:
+def matcher_for(spec: BalanceSpec, blob: Optional[bytes] = None) -> Matcher:
     """The spec's automaton, built once per worker process."""
     matcher = _MATCHERS.get(spec.digest)
     if matcher is None:
-        matcher = _MATCHERS[spec.digest] = build_matcher(entries_for(spec))
+        matcher = _MATCHERS[spec.digest] = build_matcher(entries_for(spec, blob))
     return matcher
 
 
@@ -207,9 +209,9 @@ def entry_name(entries: Sequence[str], lang: str, entry_id: int) -> str:
     return f"{lang}:{entries[entry_id]}" if lang else entries[entry_id]
 
 
-def _described(tagged, spec: BalanceSpec) -> tuple:
+def _described(tagged, spec: BalanceSpec, blob: bytes) -> tuple:
     which, summary = tagged
-    entries = entries_for(spec)
+    entries = entries_for(spec, blob)
     if which == "top_kept":  # the kept matches of the entries most matched before (the report's bars)
         named = [[entry_name(entries, lang, e), n] for (lang, e), n in summary]
         return SECTION, which, sorted(named, key=lambda kv: (-kv[1], kv[0]))
@@ -238,13 +240,10 @@ class _MatchFn(beam.DoFn):
     def __init__(self, spec: BalanceSpec):
         self.spec = spec
 
-    def setup(self):
-        self.matcher = matcher_for(self.spec)
-
-    def process(self, record):
+    def process(self, record, blob: bytes):
         try:
             caption = pair_of(record).caption or ""
-            ids = self.matcher.match(caption)
+            ids = matcher_for(self.spec, blob).match(caption)
             lang = language_of(caption, self.spec.languages) if ids else ""
         except Exception as exc:  # one odd caption costs that pair, not the run
             yield _internal(record, exc, "MatchEntries")
@@ -270,10 +269,7 @@ class _DecideFn(beam.DoFn):
     def __init__(self, spec: BalanceSpec):
         self.spec = spec
 
-    def setup(self):
-        self.entries = entries_for(self.spec)
-
-    def process(self, matched, head: dict):
+    def process(self, matched, head: dict, blob: bytes):
         record, lang, ids = matched
         try:
             t = self.spec.t_for(lang)
@@ -282,7 +278,7 @@ class _DecideFn(beam.DoFn):
             if None not in counts:  # an entry at or under t keeps the pair (its probability is 1)
                 p = keep_probability(counts, t)
                 if not draw(pair_of(record).key) < p:
-                    verdict = downsampled_detail(self.entries, lang, ids, counts, t, p)
+                    verdict = downsampled_detail(entries_for(self.spec, blob), lang, ids, counts, t, p)
         except Exception as exc:  # one odd record costs that pair, not the run
             yield _internal(record, exc, "DecideKeep")
             return
@@ -309,15 +305,18 @@ class BalanceByMetadata(beam.PTransform):
         self.spec = spec
 
     def expand(self, records):
-        spec = self.spec
-        matched = records | "MatchEntries" >> beam.ParDo(_MatchFn(spec)).with_outputs("rejected", main="matched")
+        # The entries reach the workers once, as a side input; the DoFns carry a spec without them.
+        blob = beam.pvalue.AsSingleton(records.pipeline | "MetadataEntries" >> beam.Create([self.spec.entries_blob]))
+        spec = dataclasses.replace(self.spec, entries_blob=b"")
+        matched = (records | "MatchEntries" >> beam.ParDo(_MatchFn(spec), blob)
+                   .with_outputs("rejected", main="matched"))
         # Largest key at 100M pairs: the most frequent entry (module docstring); lifted, one partial per bundle.
         counts = (matched.matched | "EntriesOf" >> beam.FlatMap(_entry_keys)
                   | "CountPerEntry" >> beam.combiners.Count.PerElement())
-        caps = (spec.t, dict(spec.t_by_language))  # not the spec: each step carrying it carries the entries
+        caps = (spec.t, dict(spec.t_by_language))
         head = counts | "OverT" >> beam.Filter(lambda kv, c: kv[1] > c[1].get(kv[0][0], c[0]), caps)
         decided = (matched.matched
-                   | "DecideKeep" >> beam.ParDo(_DecideFn(spec), beam.pvalue.AsDict(head))
+                   | "DecideKeep" >> beam.ParDo(_DecideFn(spec), beam.pvalue.AsDict(head), blob)
                    .with_outputs("rejected", "kept_entries", main="kept"))
         after = decided.kept_entries | "CountKeptPerEntry" >> beam.combiners.Count.PerElement()
         before = counts | "BeforeDistribution" >> beam.CombineGlobally(EntryCountsFn())
@@ -329,7 +328,7 @@ class BalanceByMetadata(beam.PTransform):
             after | "KeptOfTop" >> beam.Filter(lambda kv, keys: kv[0] in keys, beam.pvalue.AsSingleton(top_keys))
             | "KeptOfTopList" >> beam.combiners.ToList() | "TagKeptOfTop" >> beam.Map(lambda s: ("top_kept", s)),
         ) | "AllDistributions" >> beam.Flatten()
-        stats = (summaries | "DescribeDistributions" >> beam.Map(_described, spec),
+        stats = (summaries | "DescribeDistributions" >> beam.Map(_described, spec, blob),
                  records.pipeline | "BalanceSettings" >> beam.Create(settings_values(spec))
                  ) | "AllBalanceStats" >> beam.Flatten()
         rejected = (matched.rejected, decided.rejected) | "AllBalanceRejects" >> beam.Flatten()

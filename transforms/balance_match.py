@@ -105,7 +105,7 @@ def read_entries(path: str) -> tuple[str, ...]:
 
 
 def pack_entries(entries: Sequence[str]) -> bytes:
-    """Entries as one compressed blob (~0.4 MB for the bundled 130k): what a DoFn carries."""
+    """Entries as one compressed blob (0.6 MB for the bundled 146,580): what the workers get."""
     return zlib.compress("\n".join(entries).encode("utf-8"), 9)
 
 

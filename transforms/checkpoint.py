@@ -48,7 +48,7 @@ from pipeline.faults import is_internal
 from pipeline.records import Rejection, pair_of
 from transforms.checkpoint_format import CheckpointError, decode, encode
 from transforms.image_store import IMAGES, blob_complete
-from transforms.write_shards import write_atomically
+from transforms.output_files import write_atomically
 
 log = logging.getLogger(__name__)
 

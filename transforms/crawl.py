@@ -116,7 +116,7 @@ class DuplicatePages:
     """First page wins, in crawl order: later pages with a claimed canonical URL or the same bytes
     are duplicates. Not thread-safe: pages are checked one by one, in crawl order."""
 
-    def __init__(self, canonical: bool = True, content: bool = True):
+    def __init__(self, canonical: bool, content: bool):  # crawl.canonical, crawl.duplicate_content
         self.use_canonical, self.use_content = canonical, content
         self.claimed: dict[str, str] = {}  # URL (own or canonical) -> the page that claimed it
         self.digests: dict[str, str] = {}  # sha1 of the bytes -> the page

@@ -22,12 +22,18 @@ DedupeNear at scale (only light tuples move until the last step; no key holds a 
    image), and each band bucket emits the pairs of hashes within the Hamming threshold;
    those few pairs meet their signatures (key, colour) in a join on the hash, where the
    colour guard is applied (and signatures sharing one hash are compared): candidate
-   edges, linear in the data;
+   edges, linear in the data; with a ``caption_veto`` (``dedupe.near_caption_veto``), an LSH
+   edge whose two captions tell the images apart (filters/dedupe_policy.captions_tell_apart:
+   "... answer no" / "... answer yes") is dropped: each edge gets its ends' captions in two
+   salted joins (transforms/hot_join.py, one per end; the count of edges per endpoint from a
+   lifted combine), so an image near 100k others is no hot key. The same-signature edges of
+   step 1 (identical pHash and colour) are never vetoed;
 3. connected components of the edges: ``dedupe.near_cc_rounds`` large-star/small-star
    rounds, then an exact one-key finish of what they left (transforms/components.py);
 4. each component's survivor (the smallest rank: a CombinePerKey with its size) reaches
    the members through a salted join, so a giant group is spread over many keys;
-5. a CoGroupByKey on the sample key routes every record (the only shuffle of images).
+5. a CoGroupByKey on the sample key routes every record (the only shuffle of images; each
+   record packed into one bytes, transforms/output_files.py, as in the exact layers' join).
 
 Largest key at 100M pairs: DedupeUrls, DedupeUrlCaptions, DedupeImages: ``Survivors``, a
 combine of (order tuple, sample key) with a count, lifted (one partial per key per worker
@@ -38,14 +44,18 @@ shuffle of records. DedupeNear: SignatureStats, SurvivorAndSize,
 CountImages: combines, lifted (partial sums per worker); SameSignature and PickSurvivors:
 salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M hashes
 (uint64 arrays, ~13 MB); JoinHashes: one hash (its signatures, ~1, and its candidate pairs, a
-few); GroupEnds: one candidate pair (two values); the components: see transforms/components.py (~10,000 edges;
+few); GroupEnds: one candidate pair (two values); with the caption veto, EdgeDegrees: a
+combine, lifted (partial counts per worker); EndInfo: one image key (its caption and its edge
+count, <= 2 values); CaptionOfA, CaptionOfB: salted, ~10,000 edges whatever an endpoint's
+degree (a blank image near 100k others is ~10 salts); the components: see transforms/components.py (~10,000 edges;
 the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sample key
 (one record and its drop).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from typing import Callable, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -55,6 +65,7 @@ from pipeline.records import AltPair, DropReason, Rejection, ResizedImage, Score
 from transforms.crawl import normalize_url
 from transforms.components import DEFAULT_ROUNDS, ConnectedComponents, MinAndCount
 from transforms.hot_join import HOT_KEY_VALUES, SaltedJoin
+from transforms.output_files import pack, unpack
 from transforms.lsh import LshSpec, band_positions, band_values, bucket_candidates, near_distance
 
 
@@ -87,6 +98,13 @@ def _survivor_entry(keyed, order: Callable):
     return group, (order(record), sample)
 
 
+def _packed_value(keyed):
+    """(key, record packed into one bytes): a join holding every record holds one object per record,
+    not its decoded fields (~1 KB instead of ~2 KB a ResizedImage; transforms/output_files.py)."""
+    key, record = keyed
+    return key, pack(record)
+
+
 def _member(keyed):
     (group, sample), _record = keyed
     return group, sample
@@ -117,7 +135,7 @@ class _RouteFn(beam.DoFn):
     def process(self, key_and_joined):
         (_group, sample), joined = key_and_joined
         survivor = next(iter(joined["survivor"]))
-        records = list(joined["record"])
+        records = [unpack(r) for r in joined["record"]]
         if sample == survivor:
             if len(records) > 1:
                 records.sort(key=lambda r: (self.order(r), repr(r)))
@@ -157,7 +175,8 @@ class _DedupeBy(beam.PTransform):
         members = keyed | "Members" >> beam.Map(_member)
         survivor_of = ({"many": members, "one": survivors}
                        | "SurvivorOfMembers" >> SaltedJoin(_survivor_of_members, _count_of, per_key=self.per_key))
-        out = ({"record": keyed, "survivor": survivor_of} | "JoinSurvivor" >> beam.CoGroupByKey()
+        packed = keyed | "PackRecords" >> beam.Map(_packed_value)
+        out = ({"record": packed, "survivor": survivor_of} | "JoinSurvivor" >> beam.CoGroupByKey()
                | "Route" >> beam.ParDo(_RouteFn(self.order, self.reason)).with_outputs("rejected", main="kept"))
         return out.kept, out.rejected
 
@@ -333,6 +352,83 @@ def _verified_edges(pair_and_ends, spec: LshSpec):
             yield (key_a, key_b, distance) if key_a < key_b else (key_b, key_a, distance)
 
 
+def _caption_entry(record):
+    """(key, caption) of a hashed record (the only ones with edges); nothing for an unhashed one."""
+    image = _image_of(record)
+    if image.phash:
+        yield image.pair.key, image.pair.caption
+
+
+def _edge_ends(edge):
+    key_a, key_b, _distance = edge
+    yield key_a, 1
+    yield key_b, 1
+
+
+def _end_info(key_and_joined):
+    """(key, (caption, edge count)) of an endpoint: one caption per key (the smallest, should a
+    record come twice), "" (which tells nothing apart) for a key without one."""
+    key, joined = key_and_joined
+    degrees = list(joined["degree"])
+    if degrees:
+        captions = sorted(joined["caption"])
+        yield key, (captions[0] if captions else "", degrees[0])
+
+
+def _edge_by_a(edge):
+    return edge[0], edge
+
+
+def _end_count(info):
+    return info[1]
+
+
+def _caption_of_a(_key, info, edges, _salt):
+    """(key b, (key a, key b, distance, caption a)) for one salted group of key a's edges."""
+    caption = info[0] if info else ""
+    for key_a, key_b, distance in edges:
+        yield key_b, (key_a, key_b, distance, caption)
+
+
+def _vetoed(veto: Callable[[str, str], bool], caption_a: str, caption_b: str) -> bool:
+    """Whether the veto drops an edge (the guard tests/mutation/guards_near.py switches off)."""
+    return veto(caption_a, caption_b)
+
+
+def _caption_of_b(_key, info, edges, _salt, veto: Callable[[str, str], bool]):
+    """(key a, key b, distance) of one salted group of key b's edges whose captions do not tell apart."""
+    caption_b = info[0] if info else ""
+    for key_a, key_b, distance, caption_a in edges:
+        if _vetoed(veto, caption_a, caption_b):
+            metrics.inc(metrics.Counter.NEAR_CAPTION_VETOED)
+        else:
+            yield key_a, key_b, distance
+
+
+class VetoEdges(beam.PTransform):
+    """LSH edges (key a, key b, distance) -> those whose two images' captions ``veto`` does not tell apart.
+
+    ``records``: the records the edges' keys come from (their ``pair.caption``). Counts the dropped
+    edges (``near_caption_vetoed``). No key holds an endpoint's edges: the caption of each end
+    reaches the edges through a salted join keyed by that end, where the number of salts comes
+    from the endpoint's edge count (a lifted Count.PerKey).
+    """
+
+    def __init__(self, records, veto: Callable[[str, str], bool]):
+        super().__init__()
+        self.records, self.veto = records, veto
+
+    def expand(self, edges):
+        captions = self.records | "CaptionOfKey" >> beam.FlatMap(_caption_entry)
+        degrees = edges | "EdgeEnds" >> beam.FlatMap(_edge_ends) | "EdgeDegrees" >> beam.combiners.Count.PerKey()
+        info = ({"caption": captions, "degree": degrees} | "JoinEndInfo" >> beam.CoGroupByKey()
+                | "EndInfo" >> beam.FlatMap(_end_info))
+        with_a = ({"many": edges, "one": info}
+                  | "CaptionOfA" >> SaltedJoin(_caption_of_a, _end_count, _edge_by_a))
+        return ({"many": with_a, "one": info}
+                | "CaptionOfB" >> SaltedJoin(partial(_caption_of_b, veto=self.veto), _end_count))
+
+
 def _grouped_rank(key_and_joined):
     """(root, (rank, key)) of every member of a component (rank tuples end with the key: unique)."""
     key, joined = key_and_joined
@@ -358,7 +454,7 @@ class _RouteNearFn(beam.DoFn):
     def process(self, key_and_joined):
         _key, joined = key_and_joined
         drops = list(joined["drop"])
-        for record in joined["record"]:
+        for record in map(unpack, joined["record"]):
             if not drops:
                 yield record
                 continue
@@ -375,11 +471,16 @@ class DedupeNear(beam.PTransform):
     ``cc_rounds``: large-star/small-star rounds (``dedupe.near_cc_rounds``); any count gives
     the same groups, fewer leave more for the one-key finisher. Records without a pHash
     pass through untouched.
+    ``caption_veto``: (caption a, caption b) -> True to drop an LSH edge (build.py passes
+    filters/dedupe_policy.captions_tell_apart with ``dedupe.near_caption_veto``; None: no veto).
+    It applies to the LSH edges only: records of identical pHash and colour signature are
+    linked whatever their captions. A vetoed pair may still meet through a third image.
     """
 
-    def __init__(self, spec: LshSpec, rank: Callable, cc_rounds: int = DEFAULT_ROUNDS):
+    def __init__(self, spec: LshSpec, rank: Callable, cc_rounds: int = DEFAULT_ROUNDS,
+                 caption_veto: Optional[Callable[[str, str], bool]] = None):
         super().__init__()
-        self.spec, self.rank, self.cc_rounds = spec, rank, cc_rounds
+        self.spec, self.rank, self.cc_rounds, self.caption_veto = spec, rank, cc_rounds, caption_veto
 
     def expand(self, records):
         meta = records | "NearMeta" >> beam.FlatMap(_near_meta, self.rank)
@@ -399,6 +500,8 @@ class DedupeNear(beam.PTransform):
                      | "EndSignatures" >> beam.FlatMap(_end_signatures)
                      | "GroupEnds" >> beam.GroupByKey()
                      | "VerifyPairs" >> beam.FlatMap(_verified_edges, self.spec))
+        if self.caption_veto is not None:
+            lsh_edges = lsh_edges | "VetoByCaption" >> VetoEdges(records, self.caption_veto)
         roots = ((same_edges, lsh_edges) | "AllEdges" >> beam.Flatten()
                  | "Components" >> ConnectedComponents(self.cc_rounds))
         ranks = meta | "KeyRank" >> beam.Map(lambda m: (m[0], m[3]))
@@ -407,7 +510,7 @@ class DedupeNear(beam.PTransform):
         groups = members | "SurvivorAndSize" >> beam.CombinePerKey(MinAndCount())
         drops = ({"many": members, "one": groups}
                  | "PickSurvivors" >> SaltedJoin(_survivor_drops, _count_of, _member_key))
-        keyed = records | "KeyRecords" >> beam.Map(lambda r: (_image_of(r).pair.key, r))
+        keyed = records | "KeyRecords" >> beam.Map(lambda r: (_image_of(r).pair.key, pack(r)))
         out = ({"record": keyed, "drop": drops} | "JoinDrops" >> beam.CoGroupByKey()
                | "Route" >> beam.ParDo(_RouteNearFn()).with_outputs("rejected", main="kept"))
         return out.kept, out.rejected

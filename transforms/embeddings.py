@@ -92,7 +92,7 @@ class _WriteEmbeddingFileFn(beam.DoFn):
         rows = [unpack(packed) for packed in joined["row"]]
         if not rows:  # kept keys only: not possible (kept samples are scored ones), nothing to write
             return
-        kept = set(joined["kept"]) if self.with_kept else None
+        kept = set(joined.get("kept", ())) if self.with_kept else None
         name = f"{shard_format.shard_name(bucket)}.parquet"
         write_atomically(FileSystems.join(self.directory, name), table_bytes(embeddings_table(rows, kept)))
         yield name
@@ -137,8 +137,6 @@ class WriteEmbeddings(beam.PTransform):
         if kept is not None:
             joined["kept"] = (kept | "KeptKeys" >> beam.Map(_kept_key)
                               | "AssignKeptFile" >> beam.Map(_in_file, n=count, per=self.rows_per_file))
-        else:
-            joined["kept"] = scored.pipeline | "NoKept" >> beam.Create([])
         return (joined | "GroupByEmbeddingFile" >> beam.CoGroupByKey()
                 | "WriteEmbeddingFile" >> beam.ParDo(_WriteEmbeddingFileFn(self.directory, kept is not None)))
 
@@ -148,7 +146,8 @@ def read_embeddings(output_dir: str) -> pa.Table:
     paths = sorted(glob.glob(os.path.join(output_dir, EMBEDDINGS_DIR, "*.parquet")))
     if not paths:
         return pa.table({"key": pa.array([], pa.string()), "clip_score": pa.array([], pa.float32())})
-    return pa.concat_tables([pq.read_table(p) for p in paths])
+    # "permissive": files written before ``kept`` (float64 scores, no kept column) read beside new ones
+    return pa.concat_tables([pq.read_table(p) for p in paths], promote_options="permissive")
 
 
 def as_matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -47,6 +47,7 @@ import logging
 import operator
 import os
 import threading
+from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -155,7 +156,8 @@ def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPa
     other threads keep downloading (measured: 2,000 JPEGs on 2 cores, 32
     threads, 17.3 s with no cap and 14.1 s with 2 slots).
     """
-    out = fetch_image(client_for(client, share), pair, spec is not None and spec.svg)
+    shared = client_for(client, share)
+    out = fetch_image(shared, pair, svg=True) if spec is not None and spec.svg else fetch_image(shared, pair)
     if spec is None or isinstance(out, Rejection):
         return out
     with slots or contextlib.nullcontext():
@@ -213,7 +215,7 @@ class _FetchHostsFn(HostKeyedFetchFn):
     """HostKeyedFetchFn over AltPairs: download, and with a ResizeSpec decode and resize."""
 
     def __init__(self, settings: ClientSettings, concurrency: int, per_host: int,
-                 resize: Optional[ResizeSpec], processes: int = 0):
+                 resize: Optional[ResizeSpec], processes: int):
         if resize is not None and not resize.svg:  # SVG would only be dropped: stop after its headers
             settings = dataclasses.replace(settings, refuse_types=SVG_TYPES)
         super().__init__(settings, concurrency, per_host)
@@ -246,15 +248,25 @@ class _FetchHostsFn(HostKeyedFetchFn):
         return out
 
 
+@dataclass(frozen=True)
+class FetchSpec:
+    """How FetchImages spreads the work (pipeline/specs.py: ``fetch_spec``)."""
+
+    concurrency: int  # fetch.concurrency: downloads at once per worker
+    per_host: int  # fetch.per_host_concurrency: at once per host, over all its keys
+    processes: int  # resize.processes: decode/resize worker processes (0: in the fetch threads)
+    urls_per_key: int  # fetch.urls_per_key: a host with more pairs is spread over several keys
+
+
 class FetchImages(beam.PTransform):
     """AltPair -> (FetchedImage | ResizedImage, Rejection), grouped by host (hot hosts over several keys)."""
 
-    def __init__(self, settings: ClientSettings, concurrency: int = 32, per_host: int = 8,
-                 resize: Optional[ResizeSpec] = None, processes: int = 0, spill_dir: Optional[str] = None,
-                 urls_per_key: int = 1000):
+    def __init__(self, settings: ClientSettings, spec: FetchSpec, resize: Optional[ResizeSpec] = None,
+                 spill_dir: Optional[str] = None):
         super().__init__()
-        self.settings, self.concurrency, self.per_host, self.resize = settings, concurrency, per_host, resize
-        self.processes, self.spill_dir, self.urls_per_key = processes, spill_dir, urls_per_key
+        self.settings, self.resize, self.spill_dir = settings, resize, spill_dir
+        self.concurrency, self.per_host = spec.concurrency, spec.per_host
+        self.processes, self.urls_per_key = spec.processes, spec.urls_per_key
 
     def expand(self, pairs):
         out = (

@@ -36,25 +36,17 @@ from dataclasses import replace
 from typing import Optional
 
 import apache_beam as beam
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline import faults, metrics
 from pipeline.records import DropReason, ResizedImage, ScoredImage
 from transforms.image_store import image_bytes
 from transforms.imaging import ResizeSpec, target_size
-from transforms.phash import DCT_SIDE, HASH_BITS, HASH_SIDE, colour_signature, phash_image  # noqa: F401
+from transforms.phash import colour_signature, phash_image
 
 log = logging.getLogger(__name__)
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError)
-
-
-def colour_distance(a: str, b: str) -> int:
-    """Largest per-channel difference of two hex colour signatures (0-255)."""
-    x = np.frombuffer(bytes.fromhex(a), dtype=np.uint8).astype(np.int16)
-    y = np.frombuffer(bytes.fromhex(b), dtype=np.uint8).astype(np.int16)
-    return int(np.abs(x - y).max())
 
 
 def to_hex(value: int) -> str:
@@ -63,10 +55,6 @@ def to_hex(value: int) -> str:
 
 def from_hex(text: str) -> int:
     return int(text, 16)
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
 
 
 def content_box(image: ResizedImage, spec: Optional[ResizeSpec]) -> Optional[tuple[int, int, int, int]]:

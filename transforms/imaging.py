@@ -32,6 +32,7 @@ import io
 import json
 import logging
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -39,13 +40,15 @@ import exifread
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.records import DropReason
+from transforms.image_geometry import DecodeError, target_size
 from transforms.phash import colour_signature, phash_image
 
 _PIL_FORMATS = {"jpg": "JPEG", "webp": "WEBP", "png": "PNG"}
 _RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
              "bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}
+# struct.error: Pillow re-writing a corrupt EXIF block in exif_transpose (found by the EXIF fuzz test)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError,
-                  EOFError)
+                  EOFError, struct.error)
 EXIF_MAX_CHARS = 4096
 # exifread logs every oddity of a malformed block at WARNING (img2dataset silences it the same way).
 logging.getLogger("exifread").setLevel(logging.CRITICAL)
@@ -73,27 +76,6 @@ class ResizeResult:
     phash: str = ""  # of the picture content (no border padding), 16 hex digits
     colour_sig: str = ""  # 24 hex digits; see transforms/hashing.py
     exif: str = ""  # img2dataset's exif column: JSON object text; "" = exifread failed (null)
-
-
-class DecodeError(Exception):
-    def __init__(self, reason: DropReason, detail: str):
-        super().__init__(reason, detail)  # both in args: it crosses process boundaries (pickle)
-        self.reason, self.detail = reason, detail
-
-
-def target_size(width: int, height: int, spec: ResizeSpec) -> tuple[int, int]:
-    """Size before cropping/padding: the scaled image for the mode (may equal input)."""
-    size = spec.image_size
-    if spec.mode == "no":
-        return width, height
-    if spec.mode in ("keep_ratio", "center_crop"):
-        ref = min(width, height)
-    else:  # keep_ratio_largest, border
-        ref = max(width, height)
-    if spec.resize_only_if_bigger and ref <= size:
-        return width, height
-    scale = size / ref
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 _REDUCING_GAP = 3.0  # Pillow's: reduce() by the integer factor that leaves >= 3x the target
@@ -211,7 +193,7 @@ def resize_image(data: bytes, spec: ResizeSpec) -> ResizeResult:
                 from transforms import svg  # lxml and the render workers only when SVG is on
 
                 if svg.looks_like_svg(data):
-                    return svg.rasterise(data, spec)
+                    return finish(*svg.rasterise(data, spec), spec)
             img = _open(data, spec)
             orig_w, orig_h = img.size
             exif = img.getexif()

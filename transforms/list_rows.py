@@ -234,6 +234,11 @@ def _table_rows(table: pa.Table, url_col: str, caption_col: str) -> Iterator[tup
         yield index, url, caption, extra
 
 
+def _text_columns(url_col: str, caption_col: str, uid_col: str) -> dict:
+    """The CSV columns read as text whatever they look like (a uid "00...01" is not the number 1)."""
+    return {url_col: pa.string(), caption_col: pa.string(), **({uid_col: pa.string()} if uid_col else {})}
+
+
 def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str, uid_col: str) -> tuple[pa.Table, list]:
     """(the table, [(line number, text, expected, actual)] of the lines pyarrow skipped as
     malformed). ``data`` is valid UTF-8; the URL, caption and uid columns are read as text (a
@@ -246,8 +251,7 @@ def _read_csv(data: bytes, fmt: str, url_col: str, caption_col: str, uid_col: st
 
     parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True,
                                invalid_row_handler=invalid_row)
-    text_cols = {url_col: pa.string(), caption_col: pa.string(), **({uid_col: pa.string()} if uid_col else {})}
-    convert = pacsv.ConvertOptions(strings_can_be_null=False, column_types=text_cols)
+    convert = pacsv.ConvertOptions(strings_can_be_null=False, column_types=_text_columns(url_col, caption_col, uid_col))
     read = pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK_BYTES)
     try:
         return pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,

@@ -1,7 +1,7 @@
 """Near-duplicate search over 64-bit perceptual hashes: LSH banding, verification, components.
 
 Input: 64-bit hashes (a numpy ``uint64`` array) and an ``LshSpec``. Output: band values,
-candidate edges verified by Hamming distance and colour, and union-find components (the
+candidate pairs verified by Hamming distance, the colour guard, and union-find components (the
 residual finisher of transforms/components.py). No Beam here and no drop reasons:
 ``transforms/dedupe.py`` (DedupeNear) is the Beam shell and the only search there is;
 ``bench/dedupe_scale.py`` and the quality tests run it, not a copy on arrays.
@@ -20,8 +20,13 @@ bands would find more pairs per round but fill buckets in proportion to the data
 Identical signatures are collapsed first, so a flood of copies of one image cannot
 make a bucket quadratic.
 
-Verification: Hamming distance <= ``threshold`` and, when colour signatures are
-given, the largest channel difference <= ``colour_delta`` (transforms/hashing.py).
+Verification, in two steps so that the band entries carry the hash alone (8 bytes per
+image and table; the FnApiRunner holds a GroupByKey's whole input, bench/memory.py):
+``bucket_candidates`` keeps the pairs of distinct hashes in one band bucket within
+Hamming distance ``threshold``; ``near_distance`` then applies the colour guard (the
+largest channel difference of the colour signatures <= ``colour_delta``,
+transforms/hashing.py; skipped when either has none) to the signatures of those few
+pairs, and of signatures sharing one hash, once DedupeNear has joined them back.
 """
 
 from __future__ import annotations

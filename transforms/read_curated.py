@@ -50,11 +50,13 @@ def sample_from(meta: dict, image_ext: str, image: bytes, extra: tuple) -> Score
     pair = AltPair(key=meta["key"], page_url=meta["page_url"], image_url=meta["url"], caption=meta["caption"],
                    page_title=meta.get("page_title") or "", title=meta.get("title") or "",
                    figcaption=meta.get("figcaption") or "", heading=meta.get("heading") or "",
-                   lang=meta.get("lang") or "", extra=extra, license=meta.get("license") or "")
+                   lang=meta.get("lang") or "", extra=extra, license=meta.get("license") or "",
+                   uid=meta.get("uid") or "")
     resized = ResizedImage(pair=pair, data=image, ext=image_ext, width=meta["width"], height=meta["height"],
                            original_width=meta["original_width"], original_height=meta["original_height"],
                            sha256=meta["sha256"], final_url=meta.get("final_url") or "",
-                           mime=meta.get("mime") or "", phash=meta.get("phash") or "")
+                           mime=meta.get("mime") or "", phash=meta.get("phash") or "",
+                           exif=meta.get("exif") or "")
     safety = tuple((k[len(shard_format.SAFETY_PREFIX):], v) for k, v in sorted(meta.items())
                    if k.startswith(shard_format.SAFETY_PREFIX) and isinstance(v, (int, float)))
     return ScoredImage(image=resized, clip_score=meta.get("clip_score"), clip_model=meta.get("clip_model") or "",

@@ -65,8 +65,8 @@ class Tagger:
     method: str  # "prompts" | "head"
     matrix: np.ndarray  # prompts: [P, d] text embeddings; head: [tags, d] weights
     bias: np.ndarray  # head: [tags]
-    groups: tuple = ()  # prompts: (first row, positives, prompts) per tag
-    logit_scale: float = 100.0
+    groups: tuple  # prompts: (first row, positives, prompts) per tag; head: ()
+    logit_scale: float  # prompts: safety.logit_scale (SafetySpec); head: unused (0.0)
 
 
 def _read(path: str) -> bytes:
@@ -161,7 +161,7 @@ def prompt_tagger(sets: dict, encode_text: Callable, logit_scale: float, overrid
 
 def head_tagger(head: dict, overrides=()) -> Tagger:
     thresholds = _apply_overrides(head["tags"], head["thresholds"], overrides)
-    return Tagger(head["tags"], thresholds, "head", head["weight"], head["bias"])
+    return Tagger(head["tags"], thresholds, "head", head["weight"], head["bias"], (), 0.0)
 
 
 def tag_scores(tagger: Tagger, embeddings: np.ndarray) -> np.ndarray:

@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # apache_beam.ml.inference imports torch (~2-4 s): only runs 
     from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline import metrics
-from pipeline.records import ResizedImage, ScoredImage
-from transforms.clip_model import ScorerSpec, load_scorer  # noqa: F401  (load_scorer: pipeline/run.py imports it here)
+from pipeline.records import ScoredImage
+from transforms.clip_model import ScorerSpec
 
 
 def _chunks(bucket_and_images, batch_size: int):
@@ -109,13 +109,3 @@ class SkipScoring(beam.PTransform):
 
     def expand(self, images):
         return images | "Unscored" >> beam.Map(lambda image: ScoredImage(image=image))
-
-
-
-def scorer_spec(cfg):
-    """Kept for pipeline/run.py only (not this module's owner): the adapter is pipeline/specs.py's
-    ``scorer_spec``, which takes the whole config; this takes the ``score`` section as before."""
-    from pipeline.specs import scorer_spec as from_config  # noqa: PLC0415  (specs imports the stages)
-    from pipeline.config import CurateConfig
-
-    return from_config(CurateConfig(score=cfg))

@@ -9,7 +9,7 @@ each cluster, walk the images in survivor-policy order and drop an image whose c
 similarity to an already kept image of its cluster exceeds ``1 - eps``. Clustering
 keeps the pairwise work to the clusters (n²/k instead of n²).
 
-At Beam scale: k-means (spherical, numpy) is fitted on a deterministic sample (the
+At Beam scale: k-means (faiss, spherical) is fitted on a deterministic sample (the
 ``sample`` images with the smallest key hashes) on one worker; the centroids go to
 every worker as a side input; images are grouped by nearest centroid and each
 cluster is deduplicated on its own. Off by default (``dedupe.semantic``).
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import apache_beam as beam
+import faiss
 import numpy as np
 
 from pipeline import metrics
@@ -57,24 +58,21 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
-    """``[k', d]`` unit centroids (k' = min(k, distinct rows)); k-means++ init from a fixed seed."""
-    x = _normalise(np.asarray(x, dtype=np.float32))
+    """``[k', d]`` unit centroids (k' = min(k, distinct rows)): faiss's spherical k-means, as
+    SemDeDup fits it, with k-means++ seeding from ``seed`` (random seeding can leave two
+    centroids in one true cluster). Deterministic: faiss's updates are per centroid, so reruns
+    and thread counts give the same bytes (tests/transforms/test_semantic_dedupe.py)."""
+    x = np.ascontiguousarray(_normalise(np.asarray(x, dtype=np.float32)))
     k = max(1, min(k, len(np.unique(x, axis=0))))
-    rng = np.random.default_rng(seed)
-    centroids = [x[rng.integers(len(x))]]
-    for _ in range(1, k):
-        dist = np.clip(1.0 - np.max(x @ np.array(centroids).T, axis=1), 0.0, None)
-        total = float(dist.sum())
-        centroids.append(x[rng.choice(len(x), p=dist / total)] if total > 0 else x[rng.integers(len(x))])
-    c = np.array(centroids)
-    for _ in range(iterations):
-        labels = np.argmax(x @ c.T, axis=1)
-        moved = np.array([x[labels == j].sum(axis=0) if np.any(labels == j) else c[j] for j in range(len(c))])
-        c_new = _normalise(moved)
-        if np.allclose(c_new, c, atol=1e-6):
-            break
-        c = c_new
-    return c.astype(np.float32)
+    kmeans = faiss.Kmeans(
+        x.shape[1], k, niter=iterations, seed=seed, spherical=True,
+        init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
+        # every row of the (already deterministic) sample, not faiss's subsample of 256 per centroid;
+        # and no warning on stderr for a small sample
+        max_points_per_centroid=max(256, -(-len(x) // k)), min_points_per_centroid=1,
+    )
+    kmeans.train(x)
+    return _normalise(kmeans.centroids).astype(np.float32)
 
 
 def semantic_duplicates(vectors: np.ndarray, eps: float) -> list[tuple[int, int, float]]:

@@ -10,9 +10,11 @@ root, no usable size, the renderer refused it).
 
 Renderer: resvg (Rust, 0.48) through ``resvg-py``: a self-contained abi3 wheel with no
 system library (cairosvg needs libcairo, which a fresh CI machine or a Dataflow image may
-lack), renders straight to the requested width/height, and on 8,994 real SVGs (openclipart,
-the Inkscape tutorials, Adwaita icons) it took a p50 of ~3 ms and a p99 of ~60 ms at 256 px
-where cairosvg was ~8x slower (bench/svg_render.py prints the figures). Neither survives
+lack) and renders straight to the requested width/height. Measured by bench/svg_render.py on
+600 real SVGs (openclipart, Inkscape tutorials, Adwaita icons; a 2-core machine at load ~23, so
+CPU time): ours, check + render + encode, CPU p50 14.8 ms, p99 313 ms, all 600 rendered;
+cairosvg 2.9.1 in-process p50 17.4 ms, p99 2,294 ms, 4.3x our total CPU.
+Neither survives
 hostile input in-process: resvg overflowed its stack on 250 nested groups (SIGSEGV),
 aborted the process on an embedded 60000x60000 PNG, and ran past 20 s on a 200-deep blur
 chain; cairosvg hit RecursionError, hung on a ``<use>`` bomb and took 10 s on a long path.
@@ -57,15 +59,17 @@ from urllib.parse import unquote_to_bytes
 from lxml import etree
 
 from pipeline.records import DropReason
+from transforms.image_geometry import DecodeError, target_size
 
 log = logging.getLogger(__name__)
 
 SVG_NS = "http://www.w3.org/2000/svg"
-MAX_ELEMENTS = 20_000  # after <use> expansion; real SVGs measured: p99 ~2,600
+MAX_ELEMENTS = 20_000  # after <use> expansion; every real SVG of the bench sample was under it
 MAX_DEPTH = 64  # element nesting; resvg crashed at 250 nested groups
 MAX_USE_NESTING = 16  # <use> of a <use> of ...
-RENDER_TIMEOUT_S = 5.0  # wall clock per SVG in the worker (real SVGs: p99 ~60 ms)
+RENDER_TIMEOUT_S = 5.0  # wall clock per SVG in the worker (real SVGs: wall p99 1.5 s at load ~23)
 WORKER_MEMORY = 1 << 30  # address space of a render worker, bytes
+_STARTUP_TIMEOUT_S = 60.0  # a worker's interpreter start (not an SVG's cost; slow on a loaded machine)
 _MAX_EMBEDDED_PIXELS = 4096 * 4096  # a data: image larger than this is refused (decoded at full size)
 _MAX_RENDER_PIXELS_FACTOR = 16  # render at most 16 x image_size^2 pixels (keep_ratio of a 1:16 strip)
 _EMBEDDED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
@@ -74,19 +78,17 @@ _FONTS = {"font_family": "DejaVu Sans", "sans_serif_family": "DejaVu Sans",
           "serif_family": "DejaVu Serif", "monospace_family": "DejaVu Sans Mono"}
 _UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0,
           "em": 16.0, "ex": 8.0}
-_LENGTH = re.compile(r"\s*([+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in|em|ex|%)?\s*$")
+_LENGTH = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in|em|ex|%)?\s*$")
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]*)\1\s*\)""", re.I)
 _CSS_IMPORT = re.compile(r"@import[^;]*;?", re.I)
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
 
 def _refused(detail: str):
-    from transforms.imaging import DecodeError
     return DecodeError(DropReason.IMAGE_SVG_REFUSED, detail[:200])
 
 
 def _undecodable(detail: str):
-    from transforms.imaging import DecodeError
     return DecodeError(DropReason.IMAGE_UNDECODABLE, ("svg: " + detail)[:200])
 
 
@@ -121,12 +123,25 @@ def _parse(data: bytes):
         raise _undecodable(f"XML: {text}") from None
     except ValueError as exc:  # lxml refuses some inputs (e.g. a str with an encoding declaration)
         raise _undecodable(f"XML: {exc}") from None
-    dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        raise _refused("entity declarations in the DOCTYPE")
+    _refuse_entities(root)
+    if root.tag == "svg":  # no xmlns (old exporters): the renderer needs SVG's namespace
+        for el in root.iter():
+            if isinstance(el.tag, str) and not el.tag.startswith("{"):
+                el.tag = f"{{{SVG_NS}}}{el.tag}"
+        root = etree.fromstring(etree.tostring(root))  # the namespace declared on the root again
     if root.tag != f"{{{SVG_NS}}}svg":
         raise _undecodable(f"root element {str(root.tag)[:80]!r} is not SVG's <svg>")
     return root
+
+
+def _refuse_entities(root) -> None:
+    """Entity declarations (internal or external) in the DOCTYPE, or any entity reference left in
+    the tree (``resolve_entities=False`` keeps them as nodes): refused, never expanded."""
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise _refused("entity declarations in the DOCTYPE")
+    if any(True for _ in root.iter(etree.Entity)):
+        raise _refused("entity reference")
 
 
 def _check_shape(root) -> dict:
@@ -273,6 +288,8 @@ def intrinsic_size(root) -> tuple[float, float]:
             vw, vh = float(vb[2]), float(vb[3])
         except ValueError:
             vw = vh = None
+        if vw is not None and not (vw > 0 and vh > 0):
+            raise _undecodable(f"viewBox {root.get('viewBox')[:80]!r} has no area")
     w, h = _length(root.get("width"), vw), _length(root.get("height"), vh)
     if w is None and h is None:
         w, h = (vw, vh) if vw and vh else (100.0, 100.0)
@@ -293,6 +310,9 @@ def clean(data: bytes) -> CleanSvg:
     _expanded_size(root, ids)
     w, h = intrinsic_size(root)
     stripped = _strip_references(root)
+    # resvg-py refuses some absolute units ("210mm": "invalid size"): the size in px, as computed
+    root.set("width", f"{w:.6g}")
+    root.set("height", f"{h:.6g}")
     return CleanSvg(etree.tostring(root, encoding="unicode"), w, h, stripped)
 
 
@@ -301,8 +321,6 @@ def render_size(width: float, height: float, spec) -> tuple[int, int]:
     resolution to lose, so ``resize_only_if_bigger`` does not hold it at a small declared size;
     ``mode: no`` renders at the declared size up to ``image_size`` on the long side."""
     import dataclasses
-
-    from transforms.imaging import target_size
 
     w, h = max(1, round(width)), max(1, round(height))
     if spec.mode == "no":
@@ -327,6 +345,8 @@ def _serve(memory: int) -> None:  # pragma: no cover - runs in the worker proces
     import resvg_py
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(b"R")  # ready: the render deadline starts after the interpreter's start-up
+    stdout.flush()
     while True:
         head = stdin.read(_REQUEST.size)
         if len(head) < _REQUEST.size:
@@ -351,6 +371,7 @@ class _Worker:
             [sys.executable, "-c", f"from transforms.svg import _serve; _serve({WORKER_MEMORY})"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             cwd=tempfile.gettempdir(), close_fds=True)
+        self.ready = False
 
     @property
     def alive(self) -> bool:
@@ -378,8 +399,10 @@ class _Worker:
 
     def render(self, text: str, width: int, height: int, timeout: float) -> bytes:
         body = text.encode("utf-8")
-        deadline = time.monotonic() + timeout
         try:
+            if not self.ready:
+                self.ready = self._read(1, time.monotonic() + _STARTUP_TIMEOUT_S) == b"R"
+            deadline = time.monotonic() + timeout
             self.proc.stdin.write(_REQUEST.pack(len(body), width, height) + body)
             self.proc.stdin.flush()
             ok, size = _REPLY.unpack(self._read(_REPLY.size, deadline))
@@ -402,7 +425,8 @@ class RenderPool:
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
 
-    def render(self, text: str, width: int, height: int, timeout: float = RENDER_TIMEOUT_S) -> bytes:
+    def render(self, text: str, width: int, height: int, timeout: float | None = None) -> bytes:
+        timeout = RENDER_TIMEOUT_S if timeout is None else timeout
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         worker = worker or _Worker()
@@ -430,10 +454,9 @@ POOL = RenderPool()
 
 
 def rasterise(data: bytes, spec):
-    """One SVG to a ``ResizeResult`` (transforms/imaging.py's ``finish``). Raises DecodeError."""
+    """One SVG rendered: ``(image, render size, declared size)``, which transforms/imaging.py's
+    ``finish`` encodes like any raster. Raises DecodeError."""
     from PIL import Image
-
-    from transforms.imaging import finish
 
     svg = clean(data)
     tw, th = render_size(svg.width, svg.height, spec)
@@ -442,7 +465,7 @@ def rasterise(data: bytes, spec):
     png = POOL.render(svg.text, tw, th)
     img = Image.open(io.BytesIO(png))
     img.load()
-    return finish(img, (tw, th), (round(svg.width) or 1, round(svg.height) or 1), spec)
+    return img, (tw, th), (round(svg.width) or 1, round(svg.height) or 1)
 
 
 def renderer_version() -> str:

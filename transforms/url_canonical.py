@@ -39,6 +39,7 @@ path on arbitrary text.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
@@ -52,20 +53,21 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 # set and requote_uri's "!$&'()*+,/:;=?@[]"; "#" cannot occur after urlsplit, "%" alone can).
 _PCT_OR_UNSAFE = re.compile(r"%[0-9A-Fa-f]{2}|[^A-Za-z0-9\-._~!$&'()*+,/:;=?@\[\]]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-# Canonical already: http(s), a lower-case dotted host (no trailing dot), maybe a port, then a
-# path and query of kept characters and upper-case triplets that are not unreserved.
-_CANONICAL = re.compile(
-    r"(https?)://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?::([1-9][0-9]{0,4}))?"
-    r"/(?:[A-Za-z0-9\-._~!$&'()*+,/:;=?@]|%(?!(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E))[0-9A-F]{2})*")
+# Canonical already (the shortcut): http(s), a lower-case host of letters, digits, dots and
+# hyphens not ending in a dot, maybe a port, then a path and query of kept characters and "%";
+# canonical_url then checks the port, the triplets (upper case, none unreserved) and dot segments.
+_CANONICAL = re.compile(r"(https?)://[a-z0-9.-]*[a-z0-9-](?::([0-9]{1,5}))?/[A-Za-z0-9\-._~!$&'()*+,/:;=?@%]*")
+_BAD_TRIPLET = re.compile(r"%(?![0-9A-F]{2})|%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)")
 
 
 def canonical_url(url: str) -> str:
     """The canonical form of ``url`` (module docstring); never raises, idempotent."""
     url = url.strip(_C0_OR_SPACE)
     fast = _CANONICAL.fullmatch(url)
-    if fast is not None and "/." not in url and url[-1] != "?":  # urlunsplit drops an empty query
+    if (fast is not None and "/." not in url and url[-1] != "?"  # urlunsplit drops an empty query
+            and ("%" not in url or _BAD_TRIPLET.search(url) is None)):
         port = fast.group(2)
-        if port is None or (int(port) <= 65535 and int(port) != _DEFAULT_PORTS[fast.group(1)]):
+        if port is None or (port[0] != "0" and int(port) <= 65535 and int(port) != _DEFAULT_PORTS[fast.group(1)]):
             return url
     return _canonical_slow(url)
 
@@ -104,6 +106,7 @@ def canonical_host(host: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=65536)  # ~50 us a name; a site's images share their host
 def _idna(host: str) -> str:
     try:
         return idna.encode(host, uts46=True).decode("ascii")

@@ -13,11 +13,15 @@ come out near the target size. Within a file rows are sorted by key. Each file
 is written under a temporary name and renamed when complete (bundle retries).
 
 Keys at 100M pairs: the counts are ``Count.Globally`` (combined per worker first). A
-``GroupByFile`` key is one file: ``samples_per_shard`` (10,000) ScoredImages of ~1.9 KB with
-spilled bytes (~19 MB through the shuffle; the worker then reads the 10,000 images back, ~230 MB
-of 256-px JPEGs, and builds the tar in memory), or ``rejections_per_file`` (200,000) Rejections
-of ~0.45 KB (~90 MB). ``CollectSizes`` is a ``ToList`` of one ``(tar name, n)`` per shard: a few
-thousand entries (~2,000 shards for ~20M kept samples), kilobytes.
+``GroupByFile`` key is one file: ``samples_per_shard`` (10,000) ScoredImages without their
+embeddings, each packed into one bytes of ~1 KB with spilled image bytes
+(transforms/output_files.py: the FnApiRunner holds a grouping's whole input decoded; ~10 MB
+through the shuffle; the worker then reads the 10,000 images back, ~230 MB of 256-px JPEGs,
+and builds the tar in memory), or ``rejections_per_file`` (200,000) Rejections of ~0.45 KB,
+packed alike (~90 MB). ``CollectSizes`` is a ``ToList`` of one ``(tar name, n)`` per shard: a
+few thousand entries (~2,000 shards for ~20M kept samples), kilobytes. The parquet ``exif``
+column and the json's ``exif`` hold ``ResizedImage.exif`` (img2dataset's EXIF JSON text; the
+json has no ``exif`` when there is none).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def sample_row(scored: ScoredImage) -> dict:
         "heading": pair.heading,
         "lang": pair.lang,
         "license": pair.license or "unknown",  # transforms/license.py; "" = not captured
+        "uid": pair.uid or None,  # a URL list's uid (DataComp); null = none
         # Extra columns of a URL list, as one JSON object (the parquet schema stays fixed).
         "extra": json.dumps(dict(pair.extra), sort_keys=True, ensure_ascii=False) if pair.extra else None,
         # safety_<tag> scores (transforms/safety_tags.py), when safety.enabled

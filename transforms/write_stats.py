@@ -42,7 +42,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import shard_format
 from pipeline.faults import is_internal
-from transforms.write_shards import write_atomically
+from transforms.output_files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,12 @@ def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Map
         INTERNAL_SECTION: internal,
         "funnel": funnel,
         PAGES_SECTION: {"fetched": events[("page_ok",)], "failed": sum(page_failures.values()),
-                        "failed_by_reason": dict(sorted(page_failures.items())),
-                        "failed_samples": list((extra.get(PAGES_SECTION) or {}).get("failed_samples") or [])},
+                        "failed_by_reason": dict(sorted(page_failures.items()))},
     }
     pages = stats[PAGES_SECTION]
+    samples = (extra.get(PAGES_SECTION) or {}).get("failed_samples")
+    if samples is not None:  # from SampleFailedPages (wit curate always has it; wit refilter crawls nothing)
+        pages["failed_samples"] = list(samples)
     stats.update(extra)
     stats[INTERNAL_SECTION] = internal
     stats[PAGES_SECTION] = pages  # counted here; extra adds only the samples

@@ -78,17 +78,16 @@ def _public_host(host: str) -> bool:
 
 
 def crawled_url(url: Optional[str]) -> Optional[dict]:
-    """A crawled URL as the page shows it: ``{"text", "full", "href"}``; ``href`` (a link) only
-    for http(s) URLs on public hosts, else None (shown as text). None for no URL."""
-    if not url:
+    """A crawled http(s) URL as the page shows it: ``{"text", "full", "href"}``; ``href`` (a link)
+    only on public hosts, else None (shown as text). None for no URL or another scheme
+    (``javascript:``, ``data:``: never shown)."""
+    if not url or url.split(":", 1)[0].lower() not in ("http", "https"):
         return None
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
+        host = urlsplit(url).hostname or ""
     except ValueError:  # a bad port or IPv6 literal: text only
-        parts, host = None, ""
-    live = parts is not None and parts.scheme in ("http", "https") and _public_host(host)
-    return {"text": short_url(url), "full": url, "href": url if live else None}
+        host = ""
+    return {"text": short_url(url), "full": url, "href": url if _public_host(host) else None}
 
 
 def _web_url(url: Optional[str]) -> Optional[dict]:

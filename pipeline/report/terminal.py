@@ -58,7 +58,8 @@ def opt_out_table(run: RunData, max_domains: int = 10) -> Optional[Table]:
     view = content.opt_out_view(run, max_domains)
     if view is None:
         return None
-    table = Table(title=f"Opt-outs and blocklists ({view.domain_count} domains)", box=box.SIMPLE_HEAD,
+    plural = "" if view.domain_count == 1 else "s"
+    table = Table(title=f"Opt-outs and blocklists ({view.domain_count} domain{plural})", box=box.SIMPLE_HEAD,
                   title_justify="left")
     table.add_column("domain")
     for reason in view.reasons:

@@ -45,8 +45,8 @@ JUNK_CASES: tuple[tuple[str, DropReason, tuple[Optional[str], ...]], ...] = (
     ("junk_url", DropReason.CAPTION_URL, ("https://example.com/item?id=3", "www.example.org/gallery")),
     ("junk_placeholder", DropReason.CAPTION_PLACEHOLDER, ("logo", "click here", "image", "photo")),
     ("junk_navigation", DropReason.CAPTION_NAVIGATION, ("next", "prev", "\u00ab", "\u2192", "home")),
-    ("junk_short", DropReason.CAPTION_TOO_SHORT, ("red", "a dog", "blue sky")),
-    ("junk_long", DropReason.CAPTION_TOO_LONG, (
+    ("junk_short", DropReason.CAPTION_TOO_SHORT, ("red", "a dog", "a sky")),  # under caption.min_chars
+    ("junk_long", DropReason.CAPTION_REPETITIVE, (  # keyword stuffing; length alone is no longer junk
         " ".join(itertools.islice(itertools.cycle(_LONG_WORDS), 70)),
         " ".join(itertools.islice(itertools.cycle(reversed(_LONG_WORDS)), 90)),
     )),
@@ -82,13 +82,7 @@ class ManifestEntry:
     alt: str  # a missing alt attribute is recorded as ""
     kind: str
     expected: str  # "kept" or a DropReason value
-    expected_later: str = ""  # outcome once near-duplicate dedupe lands ("" = same as expected)
     note: str = ""
-
-    @property
-    def expected_final(self) -> str:
-        """The outcome with every planned stage in place."""
-        return self.expected_later or self.expected
 
 
 @dataclass(frozen=True)
@@ -159,10 +153,9 @@ class _Builder:
         self.serve(path, body, PNG if png else JPEG, extra=extra)
 
     def place(self, page: str, src: str, alt: Optional[str], kind: str, expected, **kw) -> None:
-        """Put an ``<img>`` on ``page``; ``kw``: expected_later, note, figure, link."""
+        """Put an ``<img>`` on ``page``; ``kw``: note, figure, link."""
         entry = ManifestEntry(
-            page_path=page, image_path=src, alt=alt or "", kind=kind, expected=str(expected),
-            expected_later=kw.get("expected_later", ""), note=kw.get("note", ""),
+            page_path=page, image_path=src, alt=alt or "", kind=kind, expected=str(expected), note=kw.get("note", ""),
         )
         figure = kw.get("figure", False)
         caption = f"Plate {self.rng.randint(1, 400)} from the shapes collection." if figure else ""

@@ -6,7 +6,7 @@ import urllib.request
 import numpy as np
 
 from bench.common import SynthImageServer, url_jpeg
-from bench.memory import check_distinct, planned_filename_drops
+from bench.memory import SIDES, check_distinct, planned_filename_drops
 from transforms.imaging import ResizeSpec, resize_image
 
 
@@ -23,12 +23,14 @@ def test_url_jpeg_is_a_pure_function_of_the_url_and_differs_per_url():
 
 
 def test_no_two_of_300_urls_are_near_duplicates_after_the_pipelines_resize():
-    # DedupeNear's test: pHash within 8 bits and every colour-signature byte within 20.
+    # DedupeNear's test: pHash within 8 bits and every colour-signature byte within 20, at the
+    # bench's image sides.
     spec = ResizeSpec(image_size=128, mode="border")
-    results = [resize_image(url_jpeg(f"/img/{i:07d}.jpg"), spec) for i in range(300)]
+    results = [resize_image(url_jpeg(f"/img/{i:07d}.jpg", SIDES), spec) for i in range(300)]
     hashes = np.array([int(r.phash, 16) for r in results], dtype=np.uint64)
     colours = np.array([list(bytes.fromhex(r.colour_sig)) for r in results], dtype=np.int16)
-    assert all(160 <= r.original_width <= 320 and 160 <= r.original_height <= 320 for r in results)
+    lo, hi = SIDES
+    assert all(lo <= r.original_width <= hi and lo <= r.original_height <= hi for r in results)
     xor = hashes[:, None] ^ hashes[None, :]
     dist = np.unpackbits(xor.view(np.uint8).reshape(xor.shape + (8,)), axis=-1).sum(-1)
     colour_close = np.abs(colours[:, None, :] - colours[None, :, :]).max(-1) <= 20

@@ -9,6 +9,7 @@ from filters.base import ApplyRules, first_failure
 from filters.caption_rules import caption_rules
 from filters.image_rules import ImageRulesSpec, image_rules
 from pipeline.config import CaptionConfig, CurateConfig
+from pipeline.specs import caption_spec
 from pipeline.records import AltPair, DropReason, ResizedImage
 from pipeline.specs import image_spec
 from tests.conftest import counter as _counter, local_test_pipeline
@@ -62,7 +63,7 @@ IMAGE_EXPECTED = {"icon": "image.too_small", "thin": "image.too_small", "banner"
 def test_apply_rules_pipeline_routes_and_counts_per_reason():
     p = local_test_pipeline()
     pairs = p | "Pairs" >> beam.Create([_pair(k, c) for k, c in CAPTIONS.items()])
-    kept_pairs, rejected_pairs = pairs | "CaptionRules" >> ApplyRules(caption_rules(CaptionConfig()))
+    kept_pairs, rejected_pairs = pairs | "CaptionRules" >> ApplyRules(caption_rules(caption_spec(CurateConfig())))
     images = p | "Images" >> beam.Create([_image(k, w, h) for k, (w, h) in IMAGES.items()])
     kept_images, rejected_images = images | "ImageRules" >> ApplyRules(image_rules(image_spec(CurateConfig())))
 

@@ -82,3 +82,17 @@ def test_pairs_of_a_hot_key_need_no_grouping():
                 equal_to([(x.key, "'photo of the product' on 5 distinct images of shop.test (max 4)")
                           for x in template]), label="rejected")
     p.run().wait_until_finish()
+
+
+def test_numbered_captions_are_one_template():
+    # A gallery's "photo No. 1" ... "photo No. 12": no two captions are equal, their form is.
+    gallery = [_pair(i, f"photo No. {i + 1}", site="gallery.test") for i in range(12)]
+    coins = [_pair(i, f"A US {c} cent coin on a table", site="gallery.test") for i, c in enumerate((1, 5, 10))]
+    assert len({boilerplate_key(p) for p in gallery}) == 1
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(gallery + coins) | DropBoilerplate(10)
+    assert_that(kept | "KeptKeys" >> beam.Map(lambda r: r.key), equal_to([x.key for x in coins]), label="kept")
+    assert_that(rejected | "Rejected" >> beam.Map(lambda r: (r.key, r.detail)),
+                equal_to([(x.key, "'photo no. #' on 12 distinct images of gallery.test (max 10)") for x in gallery]),
+                label="rejected")
+    p.run().wait_until_finish()

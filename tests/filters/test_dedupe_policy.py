@@ -47,3 +47,13 @@ def test_unscored_records_and_validation():
 @pytest.mark.parametrize("caption, words", [("", 0), ("a b c", 0), ("Red star, red STAR!", 2), ("IMG 1234 x", 1)])
 def test_caption_quality_counts_distinct_words(caption, words):
     assert caption_quality(caption)[0] == words
+
+
+def test_captions_tell_apart_needs_a_difference_on_both_sides():
+    from filters.dedupe_policy import captions_tell_apart
+
+    assert captions_tell_apart("Use the automatic partitioning tool: no", "Use the automatic partitioning tool: yes")
+    assert captions_tell_apart("Example for the “Waves” filter", "Jigsaw filter example")
+    assert not captions_tell_apart("Xfce Desktop", "Xfce Desktop screen")
+    assert not captions_tell_apart("", "Host details")
+    assert not captions_tell_apart("Host details", "host DETAILS.")

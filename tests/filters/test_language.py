@@ -4,7 +4,8 @@ import pytest
 
 from filters.caption_rules import caption_rules
 from filters.language import LanguageRule, identify, language_verdict
-from pipeline.config import CaptionConfig
+from pipeline.config import CaptionConfig, CurateConfig
+from pipeline.specs import caption_spec
 from pipeline.records import AltPair, DropReason
 
 KEEP = ("en",)
@@ -39,8 +40,8 @@ def test_configured_languages_are_kept_and_confidence_gates():
 
 
 def test_rule_joins_caption_rules_only_when_languages_are_set():
-    assert len(caption_rules(CaptionConfig())) == 1
-    rules = caption_rules(CaptionConfig(languages=("en",)))
+    assert len(caption_rules(caption_spec(CurateConfig()))) == 1
+    rules = caption_rules(caption_spec(CurateConfig(caption=CaptionConfig(languages=("en",)))))
     assert isinstance(rules[-1], LanguageRule)
     pair = AltPair(key="k", page_url="p", image_url="i", caption="Le chat dort sur le canapé du salon")
     assert rules[-1].check(pair)[0] == DropReason.CAPTION_LANGUAGE

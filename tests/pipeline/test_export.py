@@ -1,7 +1,8 @@
 """pipeline.export: DataComp subset files (uids as u8,u8, sorted) and open_clip model configs.
 
 The end-to-end test curates a pool parquet in DataComp's column layout from a loopback server
-with configs/datacomp_basic.yaml and exports the kept uids (~20 s: a real Beam run).
+with configs/datacomp_basic.yaml and exports the kept uids (~20 s: a real Beam run); one more
+runs stock open_clip_train on the result (~90 s on 2 busy cores, most of it imports). Both slow.
 """
 
 import io
@@ -159,6 +160,7 @@ def test_cli_export_datacomp(tmp_path, capsys):
 
 # ---- open_clip model config -------------------------------------------------------------------------
 
+@pytest.mark.slow  # importing open_clip: ~5 s alone, ~30 s on 2 busy cores
 def test_open_clip_config_is_found_by_stock_open_clip(tmp_path, capsys):
     import open_clip
 
@@ -249,6 +251,7 @@ def curated(pool_server, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_curate_keeps_what_datacomps_basic_filter_keeps(curated):
     stats = json.loads((curated / "stats.json").read_text())
     assert stats["accounting_ok"] and stats["pairs_extracted"] == len(POOL)
@@ -259,6 +262,7 @@ def test_curate_keeps_what_datacomps_basic_filter_keeps(curated):
     assert sorted(r["uid"] or "" for r in samples) == sorted(u or "" for u, *_, e in POOL if e == "kept")
 
 
+@pytest.mark.slow
 def test_tar_json_carries_the_uid(curated):
     metas = []
     for tar_path in shard_format.list_tars(str(curated / "shards")):
@@ -267,6 +271,7 @@ def test_tar_json_carries_the_uid(curated):
     assert sorted(m.get("uid") or "" for m in metas) == sorted(u or "" for u, *_, e in POOL if e == "kept")
 
 
+@pytest.mark.slow
 def test_export_gives_exactly_the_kept_uids(curated, tmp_path, capsys):
     dest = str(tmp_path / "subset.npy")
     assert main(["export", "datacomp", str(curated), "--output", dest]) == 2  # one kept sample has no uid
@@ -276,6 +281,7 @@ def test_export_gives_exactly_the_kept_uids(curated, tmp_path, capsys):
     assert hex_uids(read_subset(dest)) == sorted(kept, key=lambda u: int(u, 16))
 
 
+@pytest.mark.slow
 def test_open_clip_train_runs_on_the_shards_with_the_exported_config(curated, tmp_path):
     """The README recipe: stock open_clip_train, --model local-dir: from wit export open-clip-config."""
     assert main(["export", "open-clip-config", str(tmp_path / "oc")]) == 0

@@ -38,6 +38,7 @@ PENDING_SPECS = {
 }
 # Keyword defaults equal to a knob's default, in modules other work owns ("module.Owner.param").
 PENDING_KNOB_COPIES = {
+    "transforms.fetch.fetch_image.svg": "transforms/fetch.py fetch_image (SVG work): resize.svg, from ResizeSpec.svg",
     "transforms.url_list.ReadUrlList.max_url_chars": "transforms/url_list.py: extract.max_url_chars",
     "transforms.url_list.read_list_file.max_url_chars": "transforms/url_list.py: extract.max_url_chars",
 }
@@ -139,8 +140,9 @@ def test_spec_fields_carry_no_defaults(spec_class):
 
 
 def test_no_knob_default_is_written_twice():
+    pending = {f"{cls.__module__}.{cls.__qualname__}." for cls in PENDING_SPECS}  # their own xfail above
     copies = {where: knob for where, knob in _knob_copies(_stage_modules()).items()
-              if where not in PENDING_KNOB_COPIES}
+              if where not in PENDING_KNOB_COPIES and not any(where.startswith(p) for p in pending)}
     assert copies == {}, "keyword defaults repeating a knob's default (take it from a spec instead)"
 
 

@@ -291,3 +291,12 @@ def test_stage_takes_records_after_the_download_and_isolates_a_bad_record(tmp_pa
     assert [k for k, _ in json.loads((tmp_path / "kept.json").read_text())] == [image.pair.key]
     [rej] = json.loads((tmp_path / "rejected.json").read_text())
     assert rej[0] == bad.key and rej[2] == DropReason.BALANCE_INTERNAL.value and "AttributeError" in rej[3]
+
+
+def test_stage_with_no_match_at_all_rejects_everything_and_still_writes_stats(tmp_path):
+    spec = balance_spec(_cfg(_metadata(tmp_path, ["zebra"]), t=5))
+    _run_stage([_pair(i, "nothing listed here") for i in range(3)], spec, tmp_path)
+    assert json.loads((tmp_path / "kept.json").read_text()) == []
+    assert [r[2] for r in json.loads((tmp_path / "rejected.json").read_text())] == [DropReason.BALANCE_NO_MATCH.value] * 3
+    stats = {name: value for _, name, value in json.loads((tmp_path / "stats.json").read_text())}
+    assert stats["before"]["entries_hit"] == stats["after"]["entries_hit"] == 0 and stats["top_kept"] == []

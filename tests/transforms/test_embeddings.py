@@ -2,6 +2,8 @@
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.records import AltPair, ResizedImage, ScoredImage, make_key
@@ -33,7 +35,21 @@ def test_table_is_sorted_float16_and_exact():
     for row, key in zip(matrix, table.column("key").to_pylist()):
         assert row.astype("<f2").tobytes() == by_key[key].image_embedding
         assert np.array_equal(decode(by_key[key].image_embedding), row.astype(np.float16))
-    assert table.column("clip_score").to_pylist() == [by_key[k].clip_score for k in table.column("key").to_pylist()]
+    # float32, as the shards: these scores are float64 products, so they come back rounded to float32
+    # (ScoreClip's own scores are float32 values: exact)
+    assert table.schema.field("clip_score").type == pa.float32()
+    assert table.column("clip_score").to_pylist() == [float(np.float32(by_key[k].clip_score))
+                                                      for k in table.column("key").to_pylist()]
+    assert table.column("kept").to_pylist() == [None] * 5  # no kept samples given
+
+
+def test_float32_scores_are_exact():
+    score = float(np.float32(0.318))
+    record = _scored(0)
+    table = embeddings_table([ScoredImage(image=record.image, clip_score=score, clip_model="m",
+                                          image_embedding=record.image_embedding,
+                                          text_embedding=record.text_embedding)])
+    assert table.column("clip_score").to_pylist() == [score]
 
 
 def test_mixed_dimensions_are_a_bug():
@@ -51,3 +67,28 @@ def test_write_embeddings_pipeline(tmp_path):
     assert sorted(table.column("key").to_pylist()) == sorted(r.image.pair.key for r in records[:25])
     assert not list(tmp_path.rglob("*.tmp-*"))
     assert read_embeddings(str(tmp_path / "none")).num_rows == 0
+    assert table.column("kept").null_count == 25  # only scored records given: kept unknown
+
+
+def test_kept_column_marks_the_kept_samples(tmp_path):
+    records = [_scored(i) for i in range(25)]
+    kept = records[::3] + [_scored(99, with_vectors=False)]  # a kept sample without vectors has no row
+    with local_test_pipeline() as p:
+        _ = {"scored": p | "S" >> beam.Create(records), "kept": p | "K" >> beam.Create(kept)} | WriteEmbeddings(
+            str(tmp_path), 10)
+    table = read_embeddings(str(tmp_path))
+    got = dict(zip(table.column("key").to_pylist(), table.column("kept").to_pylist()))
+    assert got == {r.image.pair.key: i % 3 == 0 for i, r in enumerate(records)}
+
+
+def test_old_files_read_beside_new_ones(tmp_path):
+    """Files from before ``kept`` (float64 scores, no kept column) read with new ones."""
+    directory = tmp_path / EMBEDDINGS_DIR
+    directory.mkdir()
+    new = embeddings_table([_scored(1)], kept={_scored(1).image.pair.key})
+    old = new.drop_columns(["kept"]).set_column(2, "clip_score", new.column("clip_score").cast(pa.float64()))
+    pq.write_table(old, directory / "00000.parquet")
+    pq.write_table(new, directory / "00001.parquet")
+    table = read_embeddings(str(tmp_path))
+    assert table.num_rows == 2 and table.column("kept").to_pylist() == [None, True]
+    assert table.column("clip_score").to_pylist()[0] == table.column("clip_score").to_pylist()[1]

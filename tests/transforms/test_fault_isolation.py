@@ -24,11 +24,12 @@ import transforms.sources as sources_mod
 from filters.base import ApplyRules, first_failure, internal_reason
 from filters.caption_rules import caption_rules
 from pipeline import faults
-from pipeline.config import CaptionConfig
+from pipeline.config import CurateConfig
+from pipeline.specs import caption_spec
 from pipeline.metrics import Counter
 from pipeline.records import (DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection,
                               ResizedImage, make_key)
-from pipeline.specs import client_settings, crawl_spec, extract_spec
+from pipeline.specs import client_settings, crawl_spec, extract_spec, fetch_spec
 from tests.conftest import counter as _counter, local_test_pipeline
 from tests.default_specs import spec_with
 from tests.transforms.crawl_run import crawl
@@ -203,7 +204,7 @@ def test_fetch_images_pipeline_turns_one_bug_into_one_rejection(monkeypatch):
     pairs = [_pair(k, u) for k, u in urls.items() if k != "f"]
     p = local_test_pipeline()
     images, rejected = (p | beam.Create(pairs)
-                        | FetchImages(SETTINGS, concurrency=4, per_host=1, resize=ResizeSpec(image_size=16)))
+                        | FetchImages(SETTINGS, spec_with(fetch_spec, concurrency=4, per_host=1), resize=ResizeSpec(image_size=16)))
     assert_that(images | "Keys" >> beam.Map(lambda im: im.pair.key), equal_to(["a", "c", "d"]), label="kept")
     assert_that(rejected | "Reasons" >> beam.Map(lambda r: (r.key, r.reason, "InjectedBug" in r.detail,
                                                              "@ transforms/fetch.py:" in r.detail)),
@@ -394,7 +395,7 @@ def test_caption_rule_bug_rejects_that_pair_only(monkeypatch):
     pairs = [_pair("ok", "http://h/1.jpg"), _pair("bug", "http://h/2.jpg", "the caption that trips a bug"),
              _pair("short", "http://h/3.jpg", "ab")]
     p = local_test_pipeline()
-    kept, rejected = p | beam.Create(pairs) | ApplyRules(caption_rules(CaptionConfig()))
+    kept, rejected = p | beam.Create(pairs) | ApplyRules(caption_rules(caption_spec(CurateConfig())))
     assert_that(kept | "K" >> beam.Map(lambda r: r.key), equal_to(["ok"]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail.split(" @ ")[0],
                                                        "@ filters/caption_rules.py:" in r.detail)),

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason
-from pipeline.specs import client_settings
+from pipeline.specs import client_settings, fetch_spec
 from tests.conftest import counter as _counter, local_test_pipeline
 from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
@@ -44,7 +44,7 @@ def test_fetch_images_pipeline(scripted_server):
              for k, path in paths.items()]
 
     p = local_test_pipeline()
-    fetched, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, concurrency=4)
+    fetched, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, spec_with(fetch_spec, concurrency=4))
     assert_that(fetched | "Fetched" >> beam.Map(lambda f: (f.pair.key, f.mime, f.final_url.removeprefix(base),
                                                            len(f.data))),
                 equal_to([("ok", "image/jpeg", "/ok.jpg", len(jpeg)), ("okpng", "image/png", "/ok.png", len(png)),
@@ -90,7 +90,7 @@ def test_resize_in_worker_processes_matches_resize_in_threads(scripted_server):
     assert _image_pool(0) is None
 
     p = local_test_pipeline()
-    images, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, concurrency=4, resize=spec, processes=2)
+    images, rejected = p | beam.Create(pairs) | FetchImages(SETTINGS, spec_with(fetch_spec, concurrency=4, processes=2), resize=spec)
     assert_that(images | beam.Map(lambda im: (im.pair.key, im.width, len(im.phash))),
                 equal_to([("a", 32, 16), ("b", 32, 16)]), label="resized")
     assert_that(rejected | beam.Map(lambda r: (r.key, r.reason)), equal_to([("cut", "image.undecodable")]),

@@ -19,7 +19,7 @@ from PIL import Image
 
 from pipeline.records import AltPair
 from pipeline.runners import make_runner
-from pipeline.specs import client_settings
+from pipeline.specs import client_settings, fetch_spec
 from tests.conftest import local_test_pipeline
 from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
@@ -105,7 +105,8 @@ def _pairs(base: str, n: int, missing: int = 0) -> list:
 
 def _run_fetch(pairs, settings, options=None, **fetch_args) -> None:
     p = local_test_pipeline() if options is None else _TestPipeline(runner=make_runner(options), options=options)
-    images, rejected = p | beam.Create(pairs) | FetchImages(settings, **fetch_args)
+    resize = fetch_args.pop("resize", None)
+    images, rejected = p | beam.Create(pairs) | FetchImages(settings, spec_with(fetch_spec, **fetch_args), resize=resize)
     n_ok = sum(1 for pair in pairs if "/img/" in pair.image_url)
     assert_that(images | "Count" >> beam.combiners.Count.Globally(), equal_to([n_ok]), label="images")
     assert_that(rejected | "CountRejected" >> beam.combiners.Count.Globally(), equal_to([len(pairs) - n_ok]),
@@ -174,7 +175,7 @@ def test_the_split_changes_no_output_byte(recorder):
     for name, urls_per_key in (("whole", 1000), ("split", 5)):
         p = local_test_pipeline()
         images, rejected = p | f"Create{name}" >> beam.Create(pairs) | f"Fetch{name}" >> FetchImages(
-            _settings(0.0), concurrency=8, per_host=4, resize=spec, urls_per_key=urls_per_key)
+            _settings(0.0), spec_with(fetch_spec, concurrency=8, per_host=4, urls_per_key=urls_per_key), resize=spec)
         assert_that(images, _capture(name + ".images"), label="images")
         assert_that(rejected, _capture(name + ".rejected"), label="rejected")
         p.run().wait_until_finish()

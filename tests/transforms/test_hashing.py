@@ -12,9 +12,11 @@ from PIL import Image
 from pipeline.records import AltPair, ResizedImage, ScoredImage
 from pipeline.sample import scenes
 from tests.conftest import local_test_pipeline
-from transforms.hashing import (HashImages, colour_distance, colour_signature, content_box, from_hex,
-                                hamming, hash_resized, phash_image, to_hex, with_hashes)
+from pipeline.specs import lsh_spec
+from tests.default_specs import spec_with
+from transforms.hashing import HashImages, colour_signature, content_box, hash_resized, phash_image, to_hex, with_hashes
 from transforms.imaging import ResizeSpec, resize_image
+from transforms.lsh import near_distance
 
 SPEC = ResizeSpec(image_size=128, mode="border")
 
@@ -36,8 +38,7 @@ def test_hash_is_64_bits_half_set_and_stable():
     value = phash_image(_scene())
     assert 0 <= value < 2**64 and bin(value).count("1") == 32  # median split: balanced
     assert phash_image(_scene()) == value
-    assert from_hex(to_hex(value)) == value and len(to_hex(value)) == 16
-    assert hamming(value, value ^ 0b1011) == 3
+    assert int(to_hex(value), 16) == value and len(to_hex(value)) == 16  # as transforms/dedupe.py reads it
 
 
 @pytest.mark.parametrize("change, most", [
@@ -47,7 +48,18 @@ def test_hash_is_64_bits_half_set_and_stable():
 ])
 def test_near_duplicates_are_close(change, most):
     img = _scene()
-    assert hamming(phash_image(img), phash_image(change(img))) <= most
+    assert _hamming(phash_image(img), phash_image(change(img))) <= most
+
+
+def _hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def _near_by_lsh_guards(a, b, colour_delta: int) -> bool:
+    """Whether DedupeNear's check (transforms/lsh.py) links two PIL images, the Hamming bound off."""
+    spec = spec_with(lsh_spec, threshold=64, colour_delta=colour_delta)
+    return near_distance(phash_image(a), colour_signature(a).hex(), phash_image(b), colour_signature(b).hex(),
+                         spec) is not None
 
 
 def _jpeg(img, quality):
@@ -59,10 +71,10 @@ def _jpeg(img, quality):
 def test_distinct_images_are_far_and_colour_tells_recolourings_apart():
     a = _scene(spec=scenes.SceneSpec("circle", "white", "blue", 1), seed=3)
     b = _scene(spec=scenes.SceneSpec("cross", "green", "purple", 3), seed=4)
-    assert hamming(phash_image(a), phash_image(b)) > 12
+    assert _hamming(phash_image(a), phash_image(b)) > 12
     recoloured = _scene(spec=scenes.SceneSpec("circle", "yellow", "purple", 1), seed=3)
-    assert colour_distance(colour_signature(a).hex(), colour_signature(recoloured).hex()) > 40
-    assert colour_distance(colour_signature(a).hex(), colour_signature(a).hex()) == 0
+    assert not _near_by_lsh_guards(a, recoloured, colour_delta=40)  # the colour guard tells them apart
+    assert _near_by_lsh_guards(a, a, colour_delta=0)
     assert len(colour_signature(a)) == 12
 
 
@@ -75,7 +87,7 @@ def test_border_padding_is_cut_before_hashing():
     small = _resized(img, spec=ResizeSpec(image_size=128, mode="border"))
     padded_more = _resized(img.resize((180, 135), Image.Resampling.LANCZOS),
                            spec=ResizeSpec(image_size=128, mode="border"))
-    assert hamming(from_hex(hash_resized(small, SPEC)[0]), from_hex(hash_resized(padded_more, SPEC)[0])) <= 2
+    assert _hamming(int(hash_resized(small, SPEC)[0], 16), int(hash_resized(padded_more, SPEC)[0], 16)) <= 2
 
 
 def test_undecodable_bytes_give_empty_hashes():

@@ -24,7 +24,7 @@ from filters.image_rules import image_verdict
 from pipeline.config import CurateConfig
 from pipeline.records import AltPair, Rejection
 from pipeline.specs import image_spec
-from pipeline.specs import client_settings
+from pipeline.specs import client_settings, fetch_spec
 from tests.conftest import counter, local_test_pipeline
 from tests.default_specs import spec_with
 from tests.transforms.hostile_server import (BAD_LENGTHS, BAD_REDIRECTS, DISALLOW_OK, HOLD_S, RGBA16_SIZE,
@@ -363,7 +363,7 @@ def test_pipeline_accounts_for_every_misbehaviour(hostile):
                      caption="a red square on white") for i, (path, _e, _b) in enumerate(CASES)]
     p = local_test_pipeline()
     images, rejected = (p | beam.Create(pairs)
-                        | FetchImages(_settings(hostile.exempt), concurrency=16, per_host=16, resize=SPEC))
+                        | FetchImages(_settings(hostile.exempt), spec_with(fetch_spec, concurrency=16, per_host=16), resize=SPEC))
     outcomes = images | "Kept" >> beam.Map(lambda im: (im.pair.key, "resized"))
     dropped = rejected | "Dropped" >> beam.Map(lambda r: (r.key, r.reason))
     expected = [(f"{i:04x}", "resized" if e in ("ok", "image.too_small") else e) for i, (_p, e, _b) in enumerate(CASES)]
@@ -384,7 +384,7 @@ def test_pipeline_accounts_for_every_site_file():
                          caption="a red square on white") for i, (server, case) in enumerate(zip(servers, SITE_CASES))]
         settings = _settings(servers[0].exempt, guard_exempt=tuple(s.exempt for s in servers))
         p = local_test_pipeline()
-        images, rejected = (p | beam.Create(pairs) | FetchImages(settings, concurrency=16, per_host=4, resize=SPEC))
+        images, rejected = (p | beam.Create(pairs) | FetchImages(settings, spec_with(fetch_spec, concurrency=16, per_host=4), resize=SPEC))
         outcomes = images | "Kept" >> beam.Map(lambda im: (im.pair.key, "ok"))
         dropped = rejected | "Dropped" >> beam.Map(lambda r: (r.key, r.reason))
         expected = [(f"{i:04x}", c[4]) for i, c in enumerate(SITE_CASES)]

@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from PIL import Image
 
@@ -96,3 +97,88 @@ def test_peak_memory_of_a_large_rgba_png_is_about_one_decode(tmp_path):
     decoded, grown = map(int, proc.stdout.split())
     assert decoded == 6000 * 6000 * 4
     assert grown < 1.6 * decoded, f"peak grew by {grown / decoded:.2f}x the decoded size"
+
+
+# -- EXIF: img2dataset's exif text (its parquet column), bounded, never failing the image --------
+
+
+def _jpeg_with_exif(exif: Image.Exif, size=(40, 30)) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 100, 50)).save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def _camera_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Canon", "EOS 5D", 6
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif.get_ifd(0x8769)[0x829A] = IFDRational(1, 60)  # ExposureTime
+    return exif
+
+
+def test_exif_text_is_exifreads_printable_json():
+    import json
+
+    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), imaging.ResizeSpec(image_size=32))
+    tags = json.loads(res.exif)
+    assert tags["Image Make"] == "Canon" and tags["Image Model"] == "EOS 5D"
+    assert tags["Image Orientation"] == "Rotated 90 CW" and tags["EXIF ExposureTime"] == "1/60"
+    assert (res.original_width, res.original_height) == (30, 40)  # the orientation still applies
+
+
+def test_no_exif_is_an_empty_object_without_running_exifread(monkeypatch):
+    import io
+
+    def boom(*_a, **_k):
+        raise AssertionError("exifread ran on an image without EXIF")
+
+    monkeypatch.setattr(imaging.exifread, "process_file", boom)
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(buf, format="PNG")
+    assert imaging.resize_image(buf.getvalue(), imaging.ResizeSpec(image_size=16)).exif == "{}"
+
+
+def test_exif_text_is_capped_and_stays_a_json_object():
+    import json
+
+    exif = _camera_exif()
+    exif[0x010E] = "d" * 3000  # ImageDescription
+    exif[0x013B] = "a" * 3000  # Artist
+    text = imaging.exif_text(_jpeg_with_exif(exif), True)
+    assert len(text) <= imaging.EXIF_MAX_CHARS
+    tags = json.loads(text)
+    assert tags["Image Make"] == "Canon" and "Image ImageDescription" in tags and "Image Artist" not in tags
+
+
+def test_exifread_failure_is_null_not_an_image_failure(monkeypatch):
+    def broken(*_a, **_k):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(imaging.exifread, "process_file", broken)
+    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), imaging.ResizeSpec(image_size=32))
+    assert res.exif == "" and res.width == 32
+
+
+_EXIF_JPEG = _jpeg_with_exif(_camera_exif())
+_APP1 = _EXIF_JPEG.index(b"Exif\x00\x00")
+
+
+@pytest.mark.fuzz
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 160), st.integers(0, 255)), min_size=1, max_size=12))
+def test_corrupted_exif_blocks_never_raise(edits):
+    """Bytes of the APP1 EXIF block overwritten: the image decodes or is a DecodeError; exif is "" or JSON."""
+    import json
+
+    data = bytearray(_EXIF_JPEG)
+    for offset, value in edits:
+        data[min(len(data) - 1, _APP1 + 6 + offset)] = value
+    try:
+        res = imaging.resize_image(bytes(data), imaging.ResizeSpec(image_size=16))
+    except imaging.DecodeError:
+        return
+    assert res.exif == "" or isinstance(json.loads(res.exif), dict)
+    assert len(res.exif) <= imaging.EXIF_MAX_CHARS

@@ -128,3 +128,25 @@ def test_every_resample_filter_gives_the_same_picture_and_hashes():
         assert _psnr(outs["lanczos"].data, outs[name].data) > 30, name  # same picture, other filter
     assert outs["bicubic"].data != outs["lanczos"].data  # the option is really used
     assert all(len(o.phash) == 16 and len(o.colour_sig) == 24 for o in outs.values())
+
+
+def test_resized_image_carries_the_exif_text_and_svg_when_on():
+    import json
+
+    from pipeline.records import AltPair, FetchedImage, Rejection
+    from transforms.resize import resize_fetched
+
+    exif = Image.Exif()
+    exif[0x010F] = "Nikon"
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buf, format="JPEG", exif=exif.tobytes())
+    pair = AltPair(key="k", page_url="p", image_url="i", caption="c")
+    out = resize_fetched(FetchedImage(pair=pair, data=buf.getvalue(), final_url="i", mime="image/jpeg"),
+                         ResizeSpec(32))
+    assert json.loads(out.exif) == {"Image Make": "Nikon"}
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10"/></svg>'
+    fetched = FetchedImage(pair=pair, data=svg, final_url="i", mime="image/svg+xml")
+    off = resize_fetched(fetched, ResizeSpec(32))
+    assert isinstance(off, Rejection) and off.reason == DropReason.IMAGE_UNDECODABLE.value
+    on = resize_fetched(fetched, ResizeSpec(32, svg=True))
+    assert (on.width, on.height, on.original_width, on.original_height, on.exif) == (32, 32, 20, 10, "")

@@ -42,3 +42,75 @@ def test_same_dimensions_and_close_pixels(mode):
         a = np.asarray(Image.open(io.BytesIO(ours.data)).convert("RGB"))
         b = np.asarray(Image.open(io.BytesIO(img_bytes)).convert("RGB"))
         assert _psnr(a, b) > 28, f"{mode} {ow}x{oh}: PSNR {_psnr(a, b):.1f} dB"
+
+
+# -- EXIF: img2dataset's parquet ``exif`` column, from its own run on the same files ----------
+
+
+def _exif_images() -> dict[str, bytes]:
+    """JPEG/PNG/WebP with EXIF (strings, rationals, orientation, sub-IFD, bytes), and without."""
+    out = {}
+    rng = np.random.default_rng(5)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132] = "Canon", "EOS 5D", "2024:01:02 03:04:05"
+    exif[0x0112], exif[0x011A], exif[0x0128] = 6, (72, 1), 2  # Orientation, XResolution, ResolutionUnit
+    sub = exif.get_ifd(0x8769)
+    sub[0x829A], sub[0x829D], sub[0x8827], sub[0x9000] = (1, 60), (28, 10), 400, b"0230"
+    for fmt, ext in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")):
+        buf = io.BytesIO()
+        photo_like(rng, 120, 80).save(buf, format=fmt, exif=exif.tobytes())
+        out[f"exif.{ext}"] = buf.getvalue()
+    plain = io.BytesIO()
+    photo_like(rng, 90, 60).save(plain, format="JPEG")
+    out["plain.jpg"] = plain.getvalue()
+    desc = Image.Exif()
+    desc[0x010E] = "caption " * 20  # ImageDescription
+    buf = io.BytesIO()
+    photo_like(rng, 60, 60).save(buf, format="JPEG", exif=desc.tobytes())
+    out["desc.jpg"] = buf.getvalue()
+    return out
+
+
+@pytest.mark.slow  # a real img2dataset run (spawned process): ~10 s idle, ~2 min on a loaded 2-core machine
+def test_exif_matches_img2dataset_parquet(tmp_path):
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    img2dataset = pytest.importorskip("img2dataset")
+    images = _exif_images()
+    site = tmp_path / "site"
+    site.mkdir()
+    for name, data in images.items():
+        (site / name).write_bytes(data)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        urls = tmp_path / "urls.parquet"
+        pq.write_table(pa.table({"url": [base + n for n in images], "name": list(images)}), urls)
+        os.environ.setdefault("WANDB_MODE", "disabled")
+        img2dataset.download(url_list=str(urls), input_format="parquet", url_col="url", save_additional_columns=["name"],
+                             output_folder=str(tmp_path / "out"), output_format="files", image_size=64,
+                             processes_count=1, thread_count=2, distributor="multiprocessing", enable_wandb=False,
+                             timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    theirs = {}
+    for part in (tmp_path / "out").glob("*.parquet"):
+        table = pq.read_table(part).to_pydict()
+        theirs.update({n: e for n, e, s in zip(table["name"], table["exif"], table["status"]) if s == "success"})
+    assert set(theirs) == set(images)
+    for name, data in images.items():
+        ours = resize_image(data, ResizeSpec(image_size=64)).exif
+        assert ours == theirs[name], name
+    assert theirs["plain.jpg"] == "{}" and '"Image Make": "Canon"' in theirs["exif.jpg"]

@@ -26,6 +26,22 @@ def test_kmeans_is_deterministic_and_separates_clusters():
     assert spherical_kmeans(np.ones((3, 4)), 8).shape == (1, 4)  # k capped by distinct points
 
 
+def test_kmeans_gives_the_same_bytes_on_one_thread_and_on_all():
+    import faiss
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 32)).astype(np.float32)
+    threads = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one = spherical_kmeans(x, 16, seed=3)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert spherical_kmeans(x, 16, seed=3).tobytes() == one.tobytes()
+    assert np.allclose(np.linalg.norm(one, axis=1), 1.0, atol=1e-5)  # unit centroids
+    assert not np.array_equal(spherical_kmeans(x, 16, seed=4), one)  # the seed is used
+
+
 def test_greedy_rule_keeps_first_of_each_near_copy():
     base = _unit([1, 0, 0, 0])
     rows = [base, _unit([1, 0.05, 0, 0]), _unit([0, 1, 0, 0]), _unit([1, 0.02, 0.02, 0])]

@@ -73,3 +73,25 @@ def test_build_stats_funnel_and_accounting():
     assert stats["pages"] == {"fetched": 2, "failed": 1, "failed_by_reason": {"crawl.http_4xx": 1}}
     broken = build_stats([(("pairs",), 10), (("kept",), 6)], [], {})
     assert not broken["accounting_ok"]
+
+
+def test_exif_goes_to_the_parquet_column_and_the_json(tmp_path):
+    """img2dataset's exif text: in the parquet's exif column and the json; no exif: null / absent."""
+    from dataclasses import replace
+
+    from transforms.output_files import pack
+    from transforms.write_shards import _WriteShardFn
+
+    with_exif, without = _scored(1), _scored(2)
+    with_exif = replace(with_exif, image=replace(with_exif.image, exif='{"Image Make": "Canon"}'),
+                        image_embedding=b"\x00\x3c", text_embedding=b"\x00\x3c")
+    fn = _WriteShardFn(str(tmp_path))
+    assert list(fn.process((0, [pack(without), pack(with_exif)]))) == [("00000.tar", 2)]
+    table = shard_format.read_samples_table(str(tmp_path))
+    exif = dict(zip(table.column("key").to_pylist(), table.column("exif").to_pylist()))
+    assert exif == {with_exif.image.pair.key: '{"Image Make": "Canon"}', without.image.pair.key: None}
+    with tarfile.open(tmp_path / "00000.tar") as tar:
+        metas = {m.name.split(".")[0]: json.loads(tar.extractfile(m).read()) for m in tar.getmembers()
+                 if m.name.endswith(".json")}
+    assert metas[with_exif.image.pair.key]["exif"] == '{"Image Make": "Canon"}'
+    assert "exif" not in metas[without.image.pair.key]

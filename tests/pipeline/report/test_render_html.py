@@ -289,12 +289,17 @@ def test_crawled_urls_are_marked_and_the_dead_loopback_ones_are_no_links(report)
     ("https://example.org/a.jpg", True), ("http://images.site.com/x.png", True), ("http://8.8.8.8/i.jpg", True),
     ("http://127.0.0.1:8000/p.html", False), ("http://localhost/x", False), ("http://10.1.2.3/x", False),
     ("http://[::1]:80/x", False), ("http://a.test/1.jpg", False), ("http://intranet/x", False),
-    ("javascript:alert(1)", False), ("ftp://example.org/x", False), ("http://[bad/x", False),
+    ("http://[bad/x", False),
 ])
 def test_which_crawled_urls_become_links(url, link):
     shown = crawled_url(url)
     assert shown["full"] == url and (shown["href"] == url) == link
-    assert crawled_url("") is None and crawled_url(None) is None
+
+
+@pytest.mark.parametrize("url", ["", None, "javascript:alert(1)", "JavaScript:x", "data:image/png;base64,AA",
+                                 "ftp://example.org/x"])
+def test_other_urls_are_not_shown(url):
+    assert crawled_url(url) is None
 
 
 def test_robots_unavailable_is_not_an_opt_out(img2dataset_dir, tmp_path):
