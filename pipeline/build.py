@@ -49,7 +49,7 @@ from filters.boilerplate import DropBoilerplate
 from filters.caption_rules import caption_rules
 from filters.short_caption import short_caption_rules
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold
-from filters.dedupe_policy import SurvivorPolicy
+from filters.dedupe_policy import SurvivorPolicy, captions_tell_apart
 from filters.image_rules import image_rules
 from filters.license_rules import license_rules
 from filters.safety import safety_rules
@@ -230,7 +230,8 @@ def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPo
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()
     if cfg.dedupe.near and not policy.needs_scores:
         images, rejected["DedupeNear"] = images | "DedupeNear" >> DedupeNear(
-            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
+            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds,
+            caption_veto=captions_tell_apart if cfg.dedupe.near_caption_veto else None)
     return images
 
 
@@ -248,7 +249,8 @@ def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: Surv
     """[DedupeNear] -> ClipThreshold -> [SemanticDedupe] on scored images: (kept, threshold used)."""
     if near_after_scoring:
         scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(
-            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds)
+            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds,
+            caption_veto=captions_tell_apart if cfg.dedupe.near_caption_veto else None)
     if cfg.safety.enabled:
         scored = _tag_safety(scored, cfg, rejected)
     scores = scored | "ThresholdScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])

@@ -148,6 +148,7 @@ class DedupeConfig:
     near_rounds: int = 30
     near_bands: int = 3
     near_cc_rounds: int = 8  # large-star/small-star rounds of the distributed connected components
+    near_caption_veto: bool = True  # no near-duplicate LSH edge between captions that tell the images apart
     semantic: bool = False
     semantic_eps: float = 0.05
     semantic_clusters: int = 64
@@ -419,6 +420,8 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.output.samples_per_shard >= 1, "output.samples_per_shard must be >= 1"),
         (cfg.output.rejections_per_file >= 1, "output.rejections_per_file must be >= 1"),
         (cfg.output.checkpoint_every >= 1, "output.checkpoint_every must be >= 1"),
+        (8 <= cfg.output.reject_thumbnail_size <= 1024, "output.reject_thumbnail_size must be in [8, 1024]"),
+        (cfg.balance.t >= 1, "balance.t must be >= 1"),
     ]
     for ok, message in checks:
         if not ok:

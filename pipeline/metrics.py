@@ -35,6 +35,9 @@ class Counter(str, enum.Enum):
     # duplicate-group label pairs the large-star/small-star rounds left for the one-key finisher
     # (transforms/components.py); ~0 when dedupe.near_cc_rounds is enough
     NEAR_CC_RESIDUAL = "near_cc_residual_edges"
+    # near-duplicate LSH edges dropped because the two captions tell the images apart
+    # (transforms/dedupe.py VetoEdges, dedupe.near_caption_veto)
+    NEAR_CAPTION_VETOED = "near_caption_vetoed_edges"
 
 
 _LOCAL_TALLY: collections.Counter = collections.Counter()

@@ -16,7 +16,8 @@ import apache_beam as beam
 from filters.license_rules import CountLicenses
 from pipeline.config import CurateConfig
 from transforms.opt_out import SummariseOptOut
-from transforms.reject_thumbnails import thumbnail_sources, thumbnail_spec
+from pipeline.specs import thumbnail_spec
+from transforms.reject_thumbnails import thumbnail_sources
 from transforms.write_shards import WriteRejections, WriteShards
 from transforms.write_stats import SampleFailedPages, SampleInternalErrors, WriteStats
 
@@ -65,7 +66,7 @@ def write_outputs(kept, rejected: dict, events: list, output_dir: str, cfg: Cura
     ``images``: every downloaded image, for the thumbnails of later drops (output.reject_thumbnails).
     """
     kept | "WriteShards" >> WriteShards(output_dir, cfg.output.samples_per_shard)
-    sources = thumbnail_sources(rejected, images, thumbnail_spec(cfg.output))
+    sources = thumbnail_sources(rejected, images, thumbnail_spec(cfg))
     events = list(events) + [to_events(kept, "KeptEvents", lambda _: ("kept",))]
     for stage, rej in rejected.items():
         events.append(to_events(rej, f"DropEvents{stage}", lambda r, s=stage: ("drop", s, r.reason)))

@@ -35,6 +35,8 @@ SIZES_FILE = "sizes.json"
 STATS_FILE = "stats.json"
 RUN_CONFIG_FILE = "run_config.yaml"
 RUN_INFO_FILE = "run_info.json"  # when, how long, on what runner (pipeline/run.py): differs per run
+# Files that differ between reruns by design (when and how the run went); every other file is the same bytes.
+VOLATILE_FILES = (RUN_INFO_FILE,)
 TAR_MTIME = 946684800  # 2000-01-01: fixed so reruns give identical bytes
 
 SAMPLE_SCHEMA = pa.schema([

@@ -25,6 +25,7 @@ from transforms.http_client import ClientSettings
 from transforms.imaging import ResizeSpec
 from transforms.lsh import LshSpec
 from transforms.page_opt_out import user_agent_token
+from transforms.reject_thumbnails import JPEG_QUALITY, ThumbnailSpec
 from transforms.robots import product_token
 from transforms.safety_tags import SafetyInputError, SafetySpec, project_path, tag_thresholds
 from transforms.semantic_dedupe import SemanticSpec
@@ -204,3 +205,10 @@ def balance_spec(cfg: CurateConfig) -> BalanceSpec:
     """BalanceSpec from ``balance.*`` and ``caption.languages``; reads and checks balance.metadata now."""
     b = cfg.balance
     return build_spec(b.metadata, b.t, b.t_by_language, cfg.caption.languages, b.before_fetch)
+
+
+# --- rejection thumbnails (transforms/reject_thumbnails.py) ---
+def thumbnail_spec(cfg: CurateConfig) -> Optional[ThumbnailSpec]:
+    """ThumbnailSpec from ``output.reject_thumbnail_size``; None when ``output.reject_thumbnails`` is off."""
+    o = cfg.output
+    return ThumbnailSpec(o.reject_thumbnail_size, JPEG_QUALITY) if o.reject_thumbnails else None

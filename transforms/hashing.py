@@ -53,10 +53,6 @@ def to_hex(value: int) -> str:
     return f"{value:016x}"
 
 
-def from_hex(text: str) -> int:
-    return int(text, 16)
-
-
 def content_box(image: ResizedImage, spec: Optional[ResizeSpec]) -> Optional[tuple[int, int, int, int]]:
     """The box of ``image.data`` that holds the picture: without ``border`` padding; None = all of it."""
     if spec is None or spec.mode != "border":

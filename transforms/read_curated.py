@@ -78,7 +78,8 @@ def read_shard(tar_path: str):
 
 def read_rejection_file(path: str):
     for row in pq.read_table(io.BytesIO(_read_bytes(path))).to_pylist():
-        yield Rejection(**{name: row.get(name) or "" for name in shard_format.REJECTION_SCHEMA.names})
+        values = {name: row.get(name) or "" for name in shard_format.REJECTION_TEXT_COLUMNS}
+        yield Rejection(**values, thumbnail=row.get("thumbnail"))  # None stays None: no thumbnail kept
 
 
 def read_embedding_file(path: str):

@@ -48,17 +48,14 @@ JPEG_QUALITY = 80  # ~2-3 KB at 96 px
 
 @dataclass(frozen=True)
 class ThumbnailSpec:
-    size: int = 96  # longest side, pixels
-    quality: int = JPEG_QUALITY
+    """From ``output.reject_thumbnail_size`` (pipeline/specs.py ``thumbnail_spec``)."""
+
+    size: int  # longest side, pixels
+    quality: int  # JPEG quality (JPEG_QUALITY)
 
     def __post_init__(self):
         if not 8 <= self.size <= 1024:
             raise ValueError(f"output.reject_thumbnail_size must be 8..1024 pixels, got {self.size}")
-
-
-def thumbnail_spec(output_cfg) -> Optional[ThumbnailSpec]:
-    """The spec from ``OutputConfig``; None when ``output.reject_thumbnails`` is off."""
-    return ThumbnailSpec(output_cfg.reject_thumbnail_size) if output_cfg.reject_thumbnails else None
 
 
 def make_thumbnail(data: bytes, spec: ThumbnailSpec) -> Optional[bytes]:

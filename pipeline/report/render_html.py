@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 from PIL import Image
 
-from pipeline.report import content, plots
+from pipeline.report import balance_plot, content, plots
 from pipeline.report.loader import ReportInputError, RunData, read_images, read_reject_thumbnails
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,7 @@ def _charts(run: RunData, assets: str) -> dict:
         "sizes": plots.image_size_chart(kept_sizes, content.dropped_image_sizes(run),
                                         thresholds.get("image_min_side"), thresholds.get("image_max_aspect"),
                                         os.path.join(assets, "image_sizes.png")),
+        "balance": balance_plot.balance_chart(run.stats.get("balance"), os.path.join(assets, "balance.png")),
     }
     rel = quote(os.path.basename(assets))
     return {name: f"{rel}/{os.path.basename(path)}" if path else None for name, path in made.items()}

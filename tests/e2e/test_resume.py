@@ -49,7 +49,11 @@ class _CountingResources(dict):
 
 
 def _files(out: Path) -> dict:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    """Every output file's bytes, but those that differ by design between reruns (run_info.json)."""
+    from pipeline.shard_format import VOLATILE_FILES
+
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and str(p.relative_to(out)) not in VOLATILE_FILES}
 
 
 def _start_killable_run(seeds: Path, out: Path) -> subprocess.Popen:

@@ -42,7 +42,8 @@ ACCELERATOR_URN = "beam:resources:accelerator:v1"
 @pytest.fixture(scope="module")
 def dataflow_job():
     cfg = load_config([CONFIG_DIR / "dataflow.yaml"],
-                      [f"score.accelerator={GPU}", "dedupe.semantic=true", "caption.languages=[en]"])
+                      [f"score.accelerator={GPU}", "dedupe.semantic=true", "caption.languages=[en]",
+                       "balance.enabled=true"])
     options = make_options(DATAFLOW_ARGS)
     assert make_runner(options) is None  # DataflowRunner by name, not our local FnApiRunner
     p = beam.Pipeline(options=options)

@@ -19,7 +19,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from pipeline.records import AltPair, ResizedImage
 from pipeline.sample import scenes
-from transforms.hashing import from_hex, hash_resized
+from transforms.hashing import hash_resized
 from transforms.imaging import ResizeSpec, resize_image
 
 SPEC = ResizeSpec(image_size=256, mode="border")
@@ -97,7 +97,7 @@ def hashed(data: bytes) -> tuple[int, bytes]:
                          height=res.height, original_width=res.original_width,
                          original_height=res.original_height, sha256="")
     phash, colour = hash_resized(image, SPEC)
-    return from_hex(phash), bytes.fromhex(colour)
+    return int(phash, 16), bytes.fromhex(colour)
 
 
 def generate(groups: int, seed: int = 0, crop_by_area: bool = True) -> list[Item]:

@@ -230,3 +230,63 @@ def test_dedupe_urls_spreads_a_hot_url_over_many_keys(monkeypatch):
     assert hot_groups == 25
     assert sizes.sum == 25_001
     assert sizes.max <= 1_300, f"largest group of the join: {sizes.max} members"
+
+
+# -- the caption veto: near-duplicate images whose captions tell them apart stay apart ------------------
+
+import dataclasses  # noqa: E402
+
+from filters.dedupe_policy import captions_tell_apart  # noqa: E402
+
+NO, YES = "Installer screen: answer no", "Installer screen: answer yes"
+OTHER, FAR = 0x0123_4567_89AB_CDEF, ~BASE & (2**64 - 1)
+
+
+def _captioned(key, phash, caption, pixels=100):
+    image = _hashed(key, phash, pixels=pixels)
+    return dataclasses.replace(image, pair=dataclasses.replace(image.pair, caption=caption))
+
+
+@pytest.mark.parametrize("veto", [True, False])
+def test_caption_veto_keeps_near_duplicates_whose_captions_tell_apart(veto):
+    """Two screens 2 bits apart captioned "... answer no" / "... answer yes" are two pictures with
+    the veto (one vetoed edge, counted) and one group without it; "Xfce Desktop" / "Xfce Desktop
+    screen" (the second only adds a word) merge either way; so do identical signatures (pHash and
+    colour), whatever their captions: the veto is for LSH edges only."""
+    records = [_captioned("n1", BASE, NO, pixels=300), _captioned("n2", BASE ^ 0b11, YES),
+               _captioned("x1", OTHER, "Xfce Desktop", pixels=300), _captioned("x2", OTHER ^ 0b1100, "Xfce Desktop screen"),
+               _captioned("s1", FAR, NO, pixels=300), _captioned("s2", FAR, YES)]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | DedupeNear(
+        LshSpec(), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart if veto else None)
+    want_kept = ["n1", "n2", "x1", "s1"] if veto else ["n1", "x1", "s1"]
+    want_rejected = [("x2", "duplicate of x1 (group of 2)"), ("s2", "duplicate of s1 (group of 2)")]
+    if not veto:
+        want_rejected.append(("n2", "duplicate of n1 (group of 2)"))
+    assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(want_kept), label="kept")
+    assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.detail)), equal_to(want_rejected), label="rejected")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "near_caption_vetoed_edges") == (1 if veto else 0)
+
+
+@pytest.mark.parametrize("salted", [False, True])
+def test_caption_veto_on_a_hot_endpoint(salted, monkeypatch):
+    """A hub near 40 others (1 bit from each; they are 2 bits from each other): the 20 captioned
+    like the hub ("... yes") join its group, the 20 "... no" form their own, and the 21 x 20 yes/no
+    edges are vetoed. Salted: every endpoint's edges spread over as many keys as it has edges (the
+    path of a blank image near 100k others): the same groups and the same count."""
+    if salted:
+        monkeypatch.setattr(hot_join, "salts_for", lambda count, _per_key: max(1, count))
+    records = [_captioned("hub", BASE, YES, pixels=1000)]
+    records += [_captioned(f"e{i:02d}", BASE ^ (1 << i), NO if i % 2 else YES, pixels=900 - i) for i in range(40)]
+    p = local_test_pipeline()
+    kept, rejected = p | beam.Create(records) | DedupeNear(
+        LshSpec(), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart)
+    assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(["hub", "e01"]), label="kept")
+    assert_that(rejected | "R" >> beam.Map(lambda r: r.detail) | beam.Distinct(),
+                equal_to(["duplicate of hub (group of 21)", "duplicate of e01 (group of 20)"]), label="details")
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, "dedupe.image_near") == 39
+    assert counter(result, "near_caption_vetoed_edges") == 21 * 20

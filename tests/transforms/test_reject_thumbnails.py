@@ -11,13 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline.config import OutputConfig
+from pipeline.config import CurateConfig, OutputConfig
+from pipeline.specs import thumbnail_spec
 from pipeline.records import AltPair, BlobRef, DropReason, Rejection, ResizedImage, ScoredImage
 from tests.conftest import local_test_pipeline
-from transforms.reject_thumbnails import (POST_DOWNLOAD_STAGES, ThumbnailSpec, image_ref, make_thumbnail,
-                                          thumbnail_sources, thumbnail_spec, with_thumbnail)
+from transforms.reject_thumbnails import (JPEG_QUALITY, POST_DOWNLOAD_STAGES, ThumbnailSpec, image_ref, make_thumbnail,
+                                          thumbnail_sources, with_thumbnail)
 
-SPEC = ThumbnailSpec(96)
+SPEC = ThumbnailSpec(96, JPEG_QUALITY)
 
 
 def _encoded(size, mode="RGB", fmt="JPEG", colour=(200, 30, 40)) -> bytes:
@@ -56,17 +57,17 @@ def test_bytes_that_do_not_decode_give_no_thumbnail(data):
 @pytest.mark.fuzz
 @given(st.binary(max_size=2048))
 def test_any_bytes_give_a_thumbnail_or_none(data):
-    thumb = make_thumbnail(data, ThumbnailSpec(32))
+    thumb = make_thumbnail(data, ThumbnailSpec(32, JPEG_QUALITY))
     assert thumb is None or _decoded(thumb).format == "JPEG"
 
 
 def test_spec_from_config_and_its_limits():
-    assert thumbnail_spec(OutputConfig()) == ThumbnailSpec(96)
-    assert thumbnail_spec(OutputConfig(reject_thumbnail_size=48)).size == 48
-    assert thumbnail_spec(OutputConfig(reject_thumbnails=False)) is None
+    assert thumbnail_spec(CurateConfig()) == ThumbnailSpec(96, JPEG_QUALITY)
+    assert thumbnail_spec(CurateConfig(output=OutputConfig(reject_thumbnail_size=48))).size == 48
+    assert thumbnail_spec(CurateConfig(output=OutputConfig(reject_thumbnails=False))) is None
     for bad in (0, -3, 5000):
         with pytest.raises(ValueError, match="reject_thumbnail_size"):
-            ThumbnailSpec(bad)
+            ThumbnailSpec(bad, JPEG_QUALITY)
 
 
 def _image(key: str, data: bytes = b"", blob=None, url=None) -> ResizedImage:
