@@ -71,8 +71,11 @@ class SurvivorPolicy:
 
 
 _TELL = re.compile(r"[^\W_]+")
+# Filler and words for how a picture is made ("an illustration of", "a simple drawing of", ", digital
+# art"): two captions of one picture differ in those without naming a difference of the picture.
 _COMMON = frozenset("a an the of for in on at to with and or by from is are this that image photo picture "
-                    "screenshot example".split())
+                    "screenshot example photograph illustration drawing sketch painting digital art artwork "
+                    "simple render rendering".split())
 
 
 def distinguishing_words(caption_a: str, caption_b: str) -> tuple[frozenset, frozenset]:

@@ -45,7 +45,7 @@ CountImages: combines, lifted (partial sums per worker); SameSignature and PickS
 salted, ~10,000 values; GroupBands: one (table, prefix) of 64 per table, ~1.6M hashes
 (uint64 arrays, ~13 MB); JoinHashes: one hash (its signatures, ~1, and its candidate pairs, a
 few); GroupEnds: one candidate pair (two values); with the caption veto, EdgeDegrees: a
-combine, lifted (partial counts per worker); EndInfo: one image key (its caption and its edge
+combine, lifted (partial counts per worker); JoinEndInfo: one image key (its caption and its edge
 count, <= 2 values); CaptionOfA, CaptionOfB: salted, ~10,000 edges whatever an endpoint's
 degree (a blank image near 100k others is ~10 salts); the components: see transforms/components.py (~10,000 edges;
 the residual finisher: ~0 pairs once converged); JoinRanks, JoinDrops: one sample key
@@ -474,7 +474,8 @@ class DedupeNear(beam.PTransform):
     ``caption_veto``: (caption a, caption b) -> True to drop an LSH edge (build.py passes
     filters/dedupe_policy.captions_tell_apart with ``dedupe.near_caption_veto``; None: no veto).
     It applies to the LSH edges only: records of identical pHash and colour signature are
-    linked whatever their captions. A vetoed pair may still meet through a third image.
+    linked whatever their captions, and an LSH edge joins two signatures' smallest keys, so
+    it is their captions that are compared. A vetoed pair may still meet through a third image.
     """
 
     def __init__(self, spec: LshSpec, rank: Callable, cc_rounds: int = DEFAULT_ROUNDS,

@@ -39,7 +39,9 @@ def test_ssrf_guard_is_on_by_default(server, tmp_path):
     out = tmp_path / "out"
     assert main(["curate", "--output", str(out), "--seeds", str(seeds), "--set", "score.enabled=false"]) == 0
     stats = json.loads((out / "stats.json").read_text())
+    samples = stats["pages"].pop("failed_samples")
     assert stats["pages"] == {"fetched": 0, "failed": 1, "failed_by_reason": {"crawl.private_address": 1}}
+    assert [(s["url"], s["reason"]) for s in samples] == [(server.seed_urls[0], "crawl.private_address")]
 
 
 @pytest.mark.parametrize("argv,message", [

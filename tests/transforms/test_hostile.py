@@ -70,7 +70,7 @@ CASES = [
     ("/reset.jpg", "fetch.incomplete_body", 4),
     ("/http10.jpg", "ok", 2),
     ("/wrong-charset.jpg", "ok", 2),
-    ("/image.svg", "fetch.unsupported_format", 2),
+    ("/image.svg", "fetch.svg_disabled", 2),  # Content-Type SVG, resize.svg off: body not read
     ("/tracker.gif", "image.too_small", 2),
     ("/cmyk.jpg", "ok", 2),
     ("/animated.gif", "ok", 2),

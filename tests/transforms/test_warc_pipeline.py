@@ -85,7 +85,9 @@ def test_warc_and_wat_round_trip_through_curate(scripted_server, tmp_path):
     funnel = {row["stage"]: row for row in stats["funnel"]}
     assert (funnel["FetchImages"]["dropped"], funnel["ResizeImages"]["dropped"]) == (
         {"fetch.incomplete_body": 1, "fetch.noai": 1, "fetch.unsupported_format": 1}, {})
+    samples = stats["pages"].pop("failed_samples")
     assert stats["pages"] == {"fetched": 3, "failed": 2, "failed_by_reason": {"warc.http_status": 1, "warc.revisit": 1}}
+    assert sorted(s["reason"] for s in samples) == ["warc.http_status", "warc.revisit"]
     assert stats["warc"] == {"records": {"html": 3, "http_error": 1, "image": 4, "image_noai": 1, "image_truncated": 1,
                                          "image_unsupported": 1, "metadata": 1, "other": 1, "request": 1,
                                          "revisit": 1, "wat": 1, "warcinfo": 2},
