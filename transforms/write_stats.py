@@ -90,8 +90,9 @@ def build_stats(counted: Sequence[tuple], stage_order: Sequence[str], extra: Map
     samples = (extra.get(PAGES_SECTION) or {}).get("failed_samples")
     if samples is not None:  # from SampleFailedPages (wit curate always has it; wit refilter crawls nothing)
         pages["failed_samples"] = list(samples)
-    if "fetched" in (extra.get(PAGES_SECTION) or {}):  # wit refilter: the source's page funnel, carried whole
-        pages = dict(extra[PAGES_SECTION])
+    no_page_events = not page_failures and not events[("page_ok",)]
+    if no_page_events and "fetched" in (extra.get(PAGES_SECTION) or {}):
+        pages = dict(extra[PAGES_SECTION])  # wit refilter crawls nothing: the source's page funnel, carried whole
     stats.update(extra)
     stats[INTERNAL_SECTION] = internal
     stats[PAGES_SECTION] = pages  # counted here; extra adds only the samples

@@ -29,7 +29,7 @@ from tests.conftest import counter, local_test_pipeline
 from tests.default_specs import spec_with
 from tests.transforms.hostile_server import (BAD_LENGTHS, BAD_REDIRECTS, DISALLOW_OK, HOLD_S, RGBA16_SIZE,
                                             SSRF_REDIRECTS, CountingListener, HostileServer, forbid_off_loopback)
-from transforms.fetch import FetchImages, fetch_and_resize
+from transforms.fetch import SVG_TYPES, FetchImages, fetch_and_resize
 from transforms.http_client import ClientSettings, HttpClient
 from transforms.resize import ResizeSpec
 
@@ -212,7 +212,7 @@ def _outcome(out) -> str:
 
 @pytest.mark.parametrize("path,expected,bound", CASES, ids=[c[0] for c in CASES])
 def test_misbehaviour_gets_its_reason_in_bounded_time(hostile, path, expected, bound):
-    client = HttpClient(_settings(hostile.exempt))
+    client = HttpClient(_settings(hostile.exempt, refuse_types=SVG_TYPES))  # as FetchImages with resize.svg off
     pair = AltPair(key="k", page_url=hostile.base_url + "/", image_url=hostile.base_url + path,
                    caption="a red square on white")
     start = time.monotonic()
