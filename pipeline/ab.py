@@ -130,16 +130,9 @@ def _kept(stats: dict) -> int:
     return int(stats.get("kept") or 0)
 
 
-def run_ab(spec: ABSpec) -> dict:
-    """Curate, train and evaluate both arms; write ab.json and ab.html; return the results."""
-    from trainer.threads import set_torch_threads
-
-    start = time.monotonic()
-    os.makedirs(spec.output, exist_ok=True)
-    names = (os.path.splitext(os.path.basename(spec.config_a))[0],
-             os.path.splitext(os.path.basename(spec.config_b))[0])
-    if names[0] == names[1]:
-        names = (names[0] + " (A)", names[1] + " (B)")
+def _curate_arms(spec: ABSpec) -> tuple[dict, list]:
+    """Both arms curated from the same inputs (the sample web served once for both); the tasks,
+    with the sample web's held-out ones first."""
     tasks = list(spec.tasks)
     curated: dict[str, dict] = {}
     arms = (("a", spec.config_a, spec.overrides_a), ("b", spec.config_b, spec.overrides_b))
@@ -167,6 +160,20 @@ def run_ab(spec: ABSpec) -> dict:
                 curated[arm] = _curate(config, ("fetch.allow_private_networks=true",) + tuple(overrides),
                                        Inputs(seeds_file=seeds_file),
                                        os.path.join(spec.output, arm, "curated"), spec.beam_args)
+    return curated, tasks
+
+
+def run_ab(spec: ABSpec) -> dict:
+    """Curate, train and evaluate both arms; write ab.json and ab.html; return the results."""
+    from trainer.threads import set_torch_threads
+
+    start = time.monotonic()
+    os.makedirs(spec.output, exist_ok=True)
+    names = (os.path.splitext(os.path.basename(spec.config_a))[0],
+             os.path.splitext(os.path.basename(spec.config_b))[0])
+    if names[0] == names[1]:
+        names = (names[0] + " (A)", names[1] + " (B)")
+    curated, tasks = _curate_arms(spec)
     if not tasks:
         raise ConfigError("no eval task: give --eval zeroshot:TASK.yaml=IMAGES or --eval pairs:DIR")
     set_torch_threads()

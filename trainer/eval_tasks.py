@@ -160,16 +160,9 @@ def run_pair_retrieval(model: torch.nn.Module, tokenizer: Callable, preprocess: 
     """Image<->caption recall@1/5/10 over a captioned-image folder (each image against every
     caption of the folder, and back)."""
     paths, captions, skipped = load_pairs(root)
-    images, kept_captions = [], []
-    for path, caption in zip(paths, captions):
-        try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as e:
-            skipped += 1
-            logger.warning("skipping unreadable image %s: %s", path, e)
-            continue
-        kept_captions.append(caption)
+    images, readable, unreadable = _load_images([(path, i) for i, path in enumerate(paths)])
+    skipped += unreadable
+    kept_captions = [captions[i] for i in readable]
     if len(images) < 2:
         raise ValueError(f"retrieval over {root}: need at least 2 readable captioned images")
     image_features = encode_images(model, preprocess, images)
