@@ -48,7 +48,6 @@ from pipeline import shard_format
 UID_DTYPE = np.dtype("u8,u8")  # DataComp's subset dtype: fields f0 (high 64 bits), f1 (low 64 bits)
 _UID_PATTERN = r"^[0-9a-fA-F]{32}$"
 OPEN_CLIP_CONFIG = "open_clip_config.json"  # the file open_clip reads for --model local-dir:DIR
-_MODEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg")  # open_clip skips a model JSON without them
 
 
 class ExportError(ValueError):
@@ -177,16 +176,13 @@ def read_subset(path: str) -> np.ndarray:
 
 def _model_json(model: str) -> dict:
     """The config of one of our model JSONs: a path, or a name under configs/models/."""
-    from trainer.model import resolve_model_config  # torch comes with it: only this command pays
+    from trainer.model import read_model_config  # torch comes with it: only this command pays
 
     given = model if model.endswith(".json") else os.path.join("configs", "models", f"{model}.json")
-    path = resolve_model_config(given)
-    with open(path, encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    missing = [k for k in _MODEL_KEYS if not isinstance(cfg, dict) or k not in cfg]
-    if missing:
-        raise ExportError(f"{path} is not an open_clip model config: missing {missing}")
-    return cfg
+    try:
+        return read_model_config(given)[1]
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def export_open_clip_config(model: str, dest: str) -> tuple[str, str]:

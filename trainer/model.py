@@ -41,15 +41,21 @@ def resolve_model_config(path: str) -> Path:
                             f"(looked in {', '.join(str(c) for c in candidates)})")
 
 
-def register_model_config(path: str) -> str:
-    """Register an open_clip model JSON; returns its name (the file stem)."""
+def read_model_config(path: str):
+    """``(resolved path, config dict)`` of an open_clip model JSON; ValueError when it lacks the keys
+    open_clip needs (open_clip silently skips such a file; say so instead)."""
     resolved = resolve_model_config(path)
     with open(resolved, encoding="utf-8") as fh:
         cfg = json.load(fh)
-    # open_clip silently skips JSON files that lack these keys; say so instead.
     missing = [k for k in _REQUIRED_KEYS if not isinstance(cfg, dict) or k not in cfg]
     if missing:
         raise ValueError(f"{resolved} is not an open_clip model config: missing {missing}")
+    return resolved, cfg
+
+
+def register_model_config(path: str) -> str:
+    """Register an open_clip model JSON; returns its name (the file stem)."""
+    resolved, cfg = read_model_config(path)
     name = resolved.stem
     existing = open_clip.get_model_config(name)
     if existing == cfg:
