@@ -37,11 +37,19 @@ if TYPE_CHECKING:  # apache_beam.ml.inference imports torch (~2-4 s): only runs 
 from pipeline import metrics
 from pipeline.records import ScoredImage
 from transforms.clip_model import ScorerSpec
+from transforms.output_files import pack, unpack
+
+
+def _bucketed(image, n: int, per_bucket: int):
+    """(bucket, packed image): packed, because a local runner holds a GroupByKey's whole input decoded
+    (the FnApiRunner's GroupingBuffer), and one bytes object per record is a third of the decoded
+    record's size (bench/memory.py)."""
+    return zlib.crc32(image.pair.key.encode()) % max(1, -(-n // per_bucket)), pack(image)
 
 
 def _chunks(bucket_and_images, batch_size: int):
-    _bucket, images = bucket_and_images
-    ordered = sorted(images, key=lambda im: im.pair.key)
+    _bucket, packed = bucket_and_images
+    ordered = sorted((unpack(p) for p in packed), key=lambda im: im.pair.key)
     for start in range(0, len(ordered), batch_size):
         yield ordered[start:start + batch_size]
 
@@ -61,9 +69,7 @@ class BatchDeterministically(beam.PTransform):
         count = images | "CountForBatching" >> beam.combiners.Count.Globally()
         return (
             images
-            | "AssignBucket" >> beam.Map(
-                lambda im, n: (zlib.crc32(im.pair.key.encode()) % max(1, -(-n // per_bucket)), im),
-                n=beam.pvalue.AsSingleton(count))
+            | "AssignBucket" >> beam.Map(_bucketed, n=beam.pvalue.AsSingleton(count), per_bucket=per_bucket)
             | "GroupBucket" >> beam.GroupByKey()
             | "CutBatches" >> beam.FlatMap(_chunks, self.batch_size)
         )
