@@ -6,8 +6,10 @@ CPU, is the bottleneck) with ``bench.common.url_jpeg`` (a distinct small JPEG pe
 records how many image requests it serves at once and when each one arrives.
 
 The run is the real ``wit curate`` CLI (scoring off) with ``fetch.per_host_concurrency: 8``,
-``fetch.concurrency: 4`` (per worker), ``fetch.urls_per_key`` N/16 (the host is spread over
-min(8, 16) = 8 keys, transforms/host_keys.py) and no spacing (``per_host_min_interval_s: 0``: the
+``fetch.concurrency: 4`` (per worker), ``fetch.urls_per_key`` N/16 and ``fetch.max_keys_per_host:
+8`` (the host is spread over min(8, 16) = 8 keys, transforms/host_keys.py, on both runs: the
+default, 0, would give one key per worker process, and this bench is about keys shared out over
+workers) and no spacing (``per_host_min_interval_s: 0``: the
 speed runs test the concurrency split), once on 1 worker and once with
 ``--direct_running_mode=multi_processing --direct_num_workers=2``. N is large enough (4,000) that
 the fetch, not the runs' fixed start-up and writing, is most of the wall time.
@@ -121,7 +123,8 @@ def curate_cmd(url_list: str, output: str, urls_per_key: int, interval: float, b
     wit = os.path.join(os.path.dirname(sys.executable), "wit")
     cmd = [wit] if os.path.exists(wit) else [sys.executable, "-m", "pipeline.cli"]
     sets = ["score.enabled=false", f"fetch.per_host_concurrency={PER_HOST}", f"fetch.concurrency={CONCURRENCY}",
-            f"fetch.urls_per_key={urls_per_key}", f"fetch.per_host_min_interval_s={interval}",
+            f"fetch.urls_per_key={urls_per_key}", f"fetch.max_keys_per_host={PER_HOST}",
+            f"fetch.per_host_min_interval_s={interval}",
             "fetch.retries=0", "output.samples_per_shard=1000"]
     cmd += ["curate", "--config", os.path.join(PROJECT, "configs", "sample.yaml"), "--url-list", url_list,
             "--output", output, "--overwrite", "--allow-private-networks"]

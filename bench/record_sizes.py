@@ -140,7 +140,9 @@ def resized_photo_bytes(n: int = 40) -> float:
     import io
 
     from bench.common import photo_like
-    from transforms.imaging import ResizeSpec, resize_image
+    from pipeline.config import CurateConfig
+    from pipeline.specs import resize_spec
+    from transforms.imaging import resize_image
 
     rng = np.random.default_rng(0)
     total = 0
@@ -148,7 +150,7 @@ def resized_photo_bytes(n: int = 40) -> float:
         w, h = (int(v) for v in rng.integers(300, 1201, size=2))
         buf = io.BytesIO()
         photo_like(rng, w, h).save(buf, format="JPEG", quality=90)
-        total += len(resize_image(buf.getvalue(), ResizeSpec()).data)
+        total += len(resize_image(buf.getvalue(), resize_spec(CurateConfig())).data)
     return total / n
 
 

@@ -33,10 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import photo_like  # noqa: E402
 from pipeline.records import AltPair, ResizedImage, make_key  # noqa: E402
-from transforms.imaging import ResizeSpec, resize_image  # noqa: E402
+from transforms.imaging import resize_image  # noqa: E402
 from transforms.clip_handler import OpenClipHandler  # noqa: E402
 from pipeline.config import CurateConfig  # noqa: E402
-from pipeline.specs import scorer_spec  # noqa: E402
+from pipeline.specs import resize_spec, scorer_spec  # noqa: E402
 from transforms.clip_model import encode_pixels, preprocess_batch  # noqa: E402
 from transforms.score import ScoreClip  # noqa: E402
 
@@ -50,7 +50,7 @@ WORDS = "red green blue circle square star photo of a the on background small la
 
 def make_images(n: int, seed: int = 0) -> list[ResizedImage]:
     rng, prng = np.random.default_rng(seed), random.Random(seed)
-    spec = ResizeSpec(image_size=256, mode="border", encode_quality=95)
+    spec = dataclasses.replace(resize_spec(CurateConfig()), image_size=256, mode="border", encode_quality=95)
     out = []
     for i in range(n):
         w, h = (int(v) for v in rng.integers(300, 900, size=2))

@@ -33,17 +33,20 @@ import sys
 import time
 import zlib
 from collections import Counter
+from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import WORK  # noqa: E402
 from transforms import svg  # noqa: E402
-from transforms.imaging import DecodeError, ResizeSpec, resize_image  # noqa: E402
+from pipeline.config import CurateConfig  # noqa: E402
+from pipeline.specs import resize_spec  # noqa: E402
+from transforms.imaging import DecodeError, resize_image  # noqa: E402
 
 PACKAGES = ("openclipart-svg", "inkscape-tutorials", "adwaita-icon-theme")
 CORPUS = os.path.join(WORK, "svg")
 P99_BOUND_S = 0.5  # per SVG at 256 px, check + render + encode (measured p99: see the module docstring of svg.py)
-SPEC = ResizeSpec(image_size=256, mode="border", svg=True)
+SPEC = replace(resize_spec(CurateConfig()), image_size=256, mode="border", svg=True)
 X = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
 
 

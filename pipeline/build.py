@@ -49,16 +49,16 @@ from filters.boilerplate import DropBoilerplate
 from filters.caption_rules import caption_rules
 from filters.short_caption import short_caption_rules
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold
-from filters.dedupe_policy import SurvivorPolicy, captions_tell_apart
+from filters.dedupe_policy import SurvivorPolicy
 from filters.image_rules import image_rules
 from filters.license_rules import license_rules
 from filters.safety import safety_rules
 from pipeline.config import CurateConfig
 from pipeline.outputs import STAGES, stats_extra, to_events, write_outputs  # noqa: F401  (STAGES: the funnel order)
-from pipeline.specs import (balance_spec, blocklist_spec, caption_spec, client_settings, crawl_spec, extract_spec,
-                            fetch_spec, image_spec, license_allow, lsh_spec, resize_spec, safety_spec,
-                            safety_thresholds, scorer_spec, semantic_spec, survivor_policy, threshold_spec,
-                            warc_limits)
+from pipeline.specs import (balance_spec, blocklist_spec, boilerplate_max_images, caption_spec, client_settings,
+                            crawl_spec, extract_spec, fetch_spec, image_spec, license_allow, near_dedupe_spec,
+                            resize_spec, safety_spec, safety_thresholds, samples_per_shard, scorer_spec,
+                            semantic_spec, survivor_policy, threshold_spec, warc_limits)
 from transforms.balance import BalanceByMetadata
 from transforms.checkpoint import Checkpointed, work_dir
 from transforms.crawl_frontier import FetchPages
@@ -141,7 +141,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         unusable.append(bad)
     if inputs.url_list:
         listed, bad = p | "ReadUrlList" >> ReadUrlList(inputs.url_list, inputs.url_col, inputs.caption_col,
-                                                          cfg.extract.max_url_chars, uid_col=inputs.uid_col)
+                                                          max_url_chars=spec.max_url_chars, uid_col=inputs.uid_col)
         sources.append(listed)
         unusable.append(bad)
     return _Sources(all_pages, _flatten(p, failures, "PageFailures"), _flatten(p, sources, "Pairs"),
@@ -163,9 +163,8 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
     pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(caption_spec(cfg)))
     if cfg.license.allow:
         pairs, rejected["LicenseRules"] = pairs | "LicenseRules" >> ApplyRules(license_rules(license_allow(cfg)))
-    if cfg.caption.boilerplate_max_images:
-        pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(
-            cfg.caption.boilerplate_max_images)
+    if boilerplate_max_images(cfg):
+        pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(boilerplate_max_images(cfg))
     return pairs
 
 
@@ -229,10 +228,14 @@ def _dedupe_images(images, cfg: CurateConfig, rejected: dict, policy: SurvivorPo
     if cfg.dedupe.image_exact:
         images, rejected["DedupeImages"] = images | "DedupeImages" >> DedupeImages()
     if cfg.dedupe.near and not policy.needs_scores:
-        images, rejected["DedupeNear"] = images | "DedupeNear" >> DedupeNear(
-            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds,
-            caption_veto=captions_tell_apart if cfg.dedupe.near_caption_veto else None)
+        images, rejected["DedupeNear"] = images | "DedupeNear" >> _dedupe_near(cfg, policy)
     return images
+
+
+def _dedupe_near(cfg: CurateConfig, policy: SurvivorPolicy) -> DedupeNear:
+    """DedupeNear from near_dedupe_spec (LSH, components rounds, caption veto) and the survivor policy."""
+    near = near_dedupe_spec(cfg)
+    return DedupeNear(near.lsh, policy, cc_rounds=near.cc_rounds, caption_veto=near.caption_veto)
 
 
 def _tag_safety(scored, cfg: CurateConfig, rejected: dict):
@@ -248,9 +251,7 @@ def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: Surv
                          near_after_scoring: bool):
     """[DedupeNear] -> ClipThreshold -> [SemanticDedupe] on scored images: (kept, threshold used)."""
     if near_after_scoring:
-        scored, rejected["DedupeNear"] = scored | "DedupeNear" >> DedupeNear(
-            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds,
-            caption_veto=captions_tell_apart if cfg.dedupe.near_caption_veto else None)
+        scored, rejected["DedupeNear"] = scored | "DedupeNear" >> _dedupe_near(cfg, policy)
     if cfg.safety.enabled:
         scored = _tag_safety(scored, cfg, rejected)
     scores = scored | "ThresholdScores" >> beam.FlatMap(lambda s: [s.clip_score] if s.clip_score is not None else [])
@@ -296,7 +297,7 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
                                                cfg.dedupe.near and policy.needs_scores)
         if cfg.score.embeddings:  # every scored sample, with whether it is kept
             ({"scored": scored, "kept": kept}
-             | "WriteEmbeddings" >> WriteEmbeddings(output_dir, cfg.output.samples_per_shard))
+             | "WriteEmbeddings" >> WriteEmbeddings(output_dir, samples_per_shard(cfg)))
     else:
         kept = images | "SkipScoring" >> SkipScoring()
     events = [

@@ -18,10 +18,9 @@ from typing import Optional
 import apache_beam as beam
 
 from filters.clip_threshold import ClipThreshold, ComputeClipThreshold
-from filters.dedupe_policy import captions_tell_apart
 from pipeline.config import CurateConfig
 from pipeline.outputs import stats_extra, to_events, write_outputs
-from pipeline.specs import lsh_spec, resize_spec, semantic_spec, survivor_policy, threshold_spec
+from pipeline.specs import near_dedupe_spec, resize_spec, semantic_spec, survivor_policy, threshold_spec
 from transforms.dedupe import DedupeNear
 from transforms.hashing import HashImages
 from transforms.semantic_dedupe import SemanticDedupe
@@ -103,9 +102,9 @@ def build_refilter(p: beam.Pipeline, cfg: CurateConfig, plan: RefilterPlan, outp
     kept = samples
     if plan.near:
         kept = kept | "HashImages" >> HashImages(resize_spec(cfg))
+        near = near_dedupe_spec(cfg)
         kept, rejected["DedupeNear"] = kept | "DedupeNear" >> DedupeNear(
-            lsh_spec(cfg), policy, cc_rounds=cfg.dedupe.near_cc_rounds,
-            caption_veto=captions_tell_apart if cfg.dedupe.near_caption_veto else None)
+            near.lsh, policy, cc_rounds=near.cc_rounds, caption_veto=near.caption_veto)
     if plan.threshold:
         source_min = plan.source_stats.get("thresholds", {}).get("clip_min_score")
         threshold, values = _refilter_threshold(samples, old_rejections, embeddings, cfg, source_min)

@@ -71,6 +71,9 @@ class FetchConfig:
     # a host with more URLs than this is spread over several fetch keys (at most per_host_concurrency),
     # its politeness budget split between them (transforms/host_keys.py)
     urls_per_key: int = 1000
+    # most keys one host is spread over; 0: as many as the run has workers to spread them over (the
+    # local FnApiRunner's --direct_num_workers), per_host_concurrency on any other runner
+    max_keys_per_host: int = 0
     user_agent: str = "wit-curator/0.1 (+https://github.com/wit-curator/wit-curator)"
     respect_robots: bool = True
     respect_noai: bool = True
@@ -391,6 +394,7 @@ def validate(cfg: CurateConfig) -> None:
         (cfg.fetch.per_host_concurrency >= 1, "fetch.per_host_concurrency must be >= 1"),
         (cfg.fetch.per_host_min_interval_s >= 0, "fetch.per_host_min_interval_s must be >= 0"),
         (cfg.fetch.urls_per_key >= 1, "fetch.urls_per_key must be >= 1"),
+        (cfg.fetch.max_keys_per_host >= 0, "fetch.max_keys_per_host must be >= 0 (0: from the runner)"),
         (cfg.fetch.max_host_delay_s > 0, "fetch.max_host_delay_s must be > 0"),
         (cfg.fetch.robots_cache_s > 0, "fetch.robots_cache_s must be > 0"),
         (cfg.image.max_aspect >= 1.0, "image.max_aspect must be >= 1"),

@@ -12,9 +12,13 @@ runner name (DataflowRunner, PrismRunner, ...) is used as given.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+import os
+from dataclasses import replace
+from typing import Optional, Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
+
+from pipeline.config import CurateConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +65,24 @@ def make_runner(options: PipelineOptions):
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def local_workers(options: PipelineOptions) -> Optional[int]:
+    """Worker processes/threads of a local run (the FnApiRunner's ``--direct_num_workers``; 0 is
+    Beam's "one per core"), or None for any other runner (Dataflow scales its workers itself)."""
+    if (options.view_as(StandardOptions).runner or "") not in LOCAL_RUNNER_NAMES:
+        return None
+    workers = options.view_as(DirectOptions).direct_num_workers
+    if workers is None:
+        return 1
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def with_local_keys(cfg: CurateConfig, options: PipelineOptions) -> CurateConfig:
+    """``cfg`` with ``fetch.max_keys_per_host: 0`` resolved to the local run's worker count: on one
+    process a hot host is one key with its whole politeness budget (transforms/host_keys.py says
+    why more keys there only slow it down). Other runners and explicit values: ``cfg`` unchanged."""
+    workers = local_workers(options)
+    if cfg.fetch.max_keys_per_host or workers is None:
+        return cfg
+    return replace(cfg, fetch=replace(cfg.fetch, max_keys_per_host=workers))

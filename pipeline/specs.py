@@ -8,12 +8,13 @@ fails on a duplicated one).
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from filters.blocklist_lists import BlocklistSpec
 from filters.caption_rules import CaptionSpec
 from filters.clip_threshold import ThresholdSpec
-from filters.dedupe_policy import SurvivorPolicy
+from filters.dedupe_policy import SurvivorPolicy, captions_tell_apart
 from filters.image_rules import ImageRulesSpec
 from pipeline.config import CurateConfig
 from transforms.balance import BalanceSpec, build_spec
@@ -28,7 +29,7 @@ from transforms.page_opt_out import user_agent_token
 from transforms.reject_thumbnails import JPEG_QUALITY, ThumbnailSpec
 from transforms.robots import product_token
 from transforms.safety_tags import SafetyInputError, SafetySpec, project_path, tag_thresholds
-from transforms.semantic_dedupe import SemanticSpec
+from transforms.semantic_dedupe import KMEANS_ITERATIONS, KMEANS_SEED, SemanticSpec
 from transforms.warc_records import WarcLimits
 
 # --- caption (filters/caption_rules.py, filters/short_caption.py) ---
@@ -43,6 +44,11 @@ def caption_spec(cfg: CurateConfig) -> CaptionSpec:
                        language_min_words=c.language_min_words,
                        language_min_confidence=c.language_min_confidence,
                        short_min_side=c.short_min_side, short_min_bpp=c.short_min_bpp)
+
+
+def boilerplate_max_images(cfg: CurateConfig) -> int:
+    """DropBoilerplate's input, ``caption.boilerplate_max_images`` (0: the stage is not wired)."""
+    return cfg.caption.boilerplate_max_images
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,11 +83,18 @@ def client_settings(cfg: CurateConfig, pool_size: Optional[int] = None) -> Clien
     )
 
 
+def _max_keys(cfg: CurateConfig, per_host: int) -> int:
+    """``fetch.max_keys_per_host``, or ``per_host`` where it is 0 and nothing resolved it from the runner
+    (pipeline/run.py does for local runs: pipeline/runners.local_workers)."""
+    return cfg.fetch.max_keys_per_host or per_host
+
+
 def fetch_spec(cfg: CurateConfig) -> FetchSpec:
     """FetchSpec from ``fetch.concurrency``, ``fetch.per_host_concurrency``, ``fetch.urls_per_key`` and
     ``resize.processes``."""
     return FetchSpec(concurrency=cfg.fetch.concurrency, per_host=cfg.fetch.per_host_concurrency,
-                     processes=cfg.resize.processes, urls_per_key=cfg.fetch.urls_per_key)
+                     processes=cfg.resize.processes, urls_per_key=cfg.fetch.urls_per_key,
+                     max_keys=_max_keys(cfg, cfg.fetch.per_host_concurrency))
 
 
 # --- crawl (transforms/crawl_frontier.py) ---
@@ -91,7 +104,7 @@ def crawl_spec(cfg: CurateConfig) -> CrawlSpec:
     return CrawlSpec(max_depth=c.max_depth, max_pages=c.max_pages, same_host=c.same_host,
                      concurrency=c.concurrency, max_page_bytes=c.max_page_bytes, canonical=c.canonical,
                      duplicate_content=c.duplicate_content, worker_concurrency=cfg.fetch.concurrency,
-                     urls_per_key=cfg.fetch.urls_per_key)
+                     urls_per_key=cfg.fetch.urls_per_key, max_keys=_max_keys(cfg, c.concurrency))
 
 
 # --- extract (transforms/extract_alt_text.py) ---
@@ -186,13 +199,30 @@ def lsh_spec(cfg: CurateConfig) -> LshSpec:
     """LshSpec from ``dedupe.near_*``."""
     d = cfg.dedupe
     return LshSpec(threshold=d.near_threshold, rounds=d.near_rounds, bands=d.near_bands,
-                   colour_delta=d.near_colour_delta)
+                   colour_delta=d.near_colour_delta, seed=0)  # seed: not a knob
+
+
+@dataclass(frozen=True)
+class NearDedupeSpec:
+    """DedupeNear's inputs but the survivor policy (transforms/dedupe.py)."""
+
+    lsh: LshSpec
+    cc_rounds: int  # dedupe.near_cc_rounds
+    caption_veto: Optional[Callable]  # captions_tell_apart with dedupe.near_caption_veto, else None
+
+
+def near_dedupe_spec(cfg: CurateConfig) -> NearDedupeSpec:
+    """NearDedupeSpec from ``dedupe.near_*``: the LshSpec, ``near_cc_rounds``, ``near_caption_veto``."""
+    d = cfg.dedupe
+    return NearDedupeSpec(lsh=lsh_spec(cfg), cc_rounds=d.near_cc_rounds,
+                          caption_veto=captions_tell_apart if d.near_caption_veto else None)
 
 
 def semantic_spec(cfg: CurateConfig) -> SemanticSpec:
     """SemanticSpec from ``dedupe.semantic_*``."""
     d = cfg.dedupe
-    return SemanticSpec(eps=d.semantic_eps, clusters=d.semantic_clusters, sample=d.semantic_sample)
+    return SemanticSpec(eps=d.semantic_eps, clusters=d.semantic_clusters, sample=d.semantic_sample,
+                        iterations=KMEANS_ITERATIONS, seed=KMEANS_SEED)  # the last two: not knobs
 
 
 def survivor_policy(cfg: CurateConfig) -> SurvivorPolicy:
@@ -212,3 +242,9 @@ def thumbnail_spec(cfg: CurateConfig) -> Optional[ThumbnailSpec]:
     """ThumbnailSpec from ``output.reject_thumbnail_size``; None when ``output.reject_thumbnails`` is off."""
     o = cfg.output
     return ThumbnailSpec(o.reject_thumbnail_size, JPEG_QUALITY) if o.reject_thumbnails else None
+
+
+# --- output files (transforms/write_shards.py, transforms/embeddings.py) ---
+def samples_per_shard(cfg: CurateConfig) -> int:
+    """Rows per file of WriteShards and WriteEmbeddings, ``output.samples_per_shard``."""
+    return cfg.output.samples_per_shard

@@ -77,6 +77,7 @@ class CrawlSpec:
     duplicate_content: bool  # a page with the same bytes as one crawled already, too
     worker_concurrency: int  # fetch.concurrency: pages at once per worker
     urls_per_key: int  # fetch.urls_per_key: a host with more requests in a level is spread over keys
+    max_keys: int  # fetch.max_keys_per_host, resolved: at most this many keys per host
 
 
 def _failure(failure: PageFailure):
@@ -141,7 +142,7 @@ class _CrawlLevel(beam.PTransform):
         fetched = (
             requests
             | "KeyByHost" >> KeyByHostShard(_request_host, lambda request: request[1],
-                                            cfg.urls_per_key, cfg.concurrency)
+                                            cfg.urls_per_key, min(cfg.concurrency, cfg.max_keys))
             | "GroupByHost" >> beam.GroupByKey()
             | "Fetch" >> beam.ParDo(_FetchPagesFn(self.settings, cfg.worker_concurrency, cfg.concurrency,
                                                   self.depth, cfg.max_page_bytes)).with_outputs("failures", main="pages")

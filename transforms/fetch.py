@@ -124,8 +124,8 @@ def sniff_unsupported(data: bytes) -> Optional[str]:
 SVG_TYPES = ("image/svg+xml",)  # not downloaded when resize.svg is off (ClientSettings.refuse_types)
 
 
-def fetch_image(client: HttpClient, pair: AltPair, svg: bool = False) -> FetchedImage | Rejection:
-    """One pair's download as a FetchedImage, or its Rejection."""
+def fetch_image(client: HttpClient, pair: AltPair, svg: bool) -> FetchedImage | Rejection:
+    """One pair's download as a FetchedImage, or its Rejection; ``svg``: ResizeSpec.svg (kept, not refused)."""
     result = client.get(pair.image_url, check_noai=True)
     if not result.ok:
         reason = _FETCH_REASONS.get(result.failure, DropReason.FETCH_ERROR)
@@ -157,7 +157,7 @@ def fetch_and_resize(client: HttpClient, spec: Optional[ResizeSpec], pair: AltPa
     threads, 17.3 s with no cap and 14.1 s with 2 slots).
     """
     shared = client_for(client, share)
-    out = fetch_image(shared, pair, svg=True) if spec is not None and spec.svg else fetch_image(shared, pair)
+    out = fetch_image(shared, pair, svg=spec is not None and spec.svg)
     if spec is None or isinstance(out, Rejection):
         return out
     with slots or contextlib.nullcontext():
@@ -256,6 +256,7 @@ class FetchSpec:
     per_host: int  # fetch.per_host_concurrency: at once per host, over all its keys
     processes: int  # resize.processes: decode/resize worker processes (0: in the fetch threads)
     urls_per_key: int  # fetch.urls_per_key: a host with more pairs is spread over several keys
+    max_keys: int  # fetch.max_keys_per_host, resolved: at most this many keys per host
 
 
 class FetchImages(beam.PTransform):
@@ -267,12 +268,13 @@ class FetchImages(beam.PTransform):
         self.settings, self.resize, self.spill_dir = settings, resize, spill_dir
         self.concurrency, self.per_host = spec.concurrency, spec.per_host
         self.processes, self.urls_per_key = spec.processes, spec.urls_per_key
+        self.max_keys = min(spec.per_host, spec.max_keys)
 
     def expand(self, pairs):
         out = (
             pairs
             | "KeyByHost" >> KeyByHostShard(host_of, operator.attrgetter("image_url"), self.urls_per_key,
-                                            self.per_host)
+                                            self.max_keys)
             | "GroupByHost" >> beam.GroupByKey()
             | "Download" >> beam.ParDo(_FetchHostsFn(self.settings, self.concurrency, self.per_host,
                                                      self.resize, self.processes))

@@ -4,10 +4,15 @@ Input: a PCollection of items (image pairs, page URLs) and two functions: the it
 the URL that places it on a key. Output: ``((host, index, count), item)`` for a GroupByKey.
 
 A host with at most ``urls_per_key`` items keeps one key, ``(host, 0, 1)``, as before. A host with
-``n`` more is spread over ``count = min(per_host_concurrency, ceil(n / urls_per_key))`` keys by a
-stable hash of the URL (blake2b, not Python's salted ``hash``: every worker and every rerun puts a
-URL on the same key), so any runner can give one host to up to ``count`` workers. More keys than
-the host's concurrency would buy nothing: the host may not see more requests at once anyway.
+``n`` more is spread over ``count = min(max_keys, ceil(n / urls_per_key))`` keys by a stable hash of
+the URL (blake2b, not Python's salted ``hash``: every worker and every rerun puts a URL on the same
+key), so any runner can give one host to up to ``count`` workers. ``max_keys`` is at most the
+host's concurrency (more keys would buy nothing: the host may not see more requests at once
+anyway), and on a local run the number of worker processes (``fetch.max_keys_per_host: 0``,
+pipeline/run.py): keys beyond the workers only cut each key's share. One worker runs the keys it
+is given one after another as its bounded read-ahead buffer allows (transforms/fetch_scheduler.py),
+so 32 keys of one host on one process ran about 2 requests at once where 32 were allowed (the
+100k-pair bench/memory.py fetch: 23 minutes).
 
 Budget: ``HostShare(index, count)`` is a key's part of its host's limits, which hold for the host
 as a whole, across workers that never talk to each other:
@@ -37,9 +42,9 @@ import apache_beam as beam
 from transforms.host_share import WHOLE, HostShare  # noqa: F401  (re-exported)
 
 
-def shard_count(items: int, urls_per_key: int, per_host: int) -> int:
-    """Keys for a host with ``items`` items: ceil(items / urls_per_key), at most ``per_host``."""
-    return max(1, min(max(1, per_host), -(-max(0, items) // max(1, urls_per_key))))
+def shard_count(items: int, urls_per_key: int, max_keys: int) -> int:
+    """Keys for a host with ``items`` items: ceil(items / urls_per_key), at most ``max_keys``."""
+    return max(1, min(max(1, max_keys), -(-max(0, items) // max(1, urls_per_key))))
 
 
 def shard_of(url: str, count: int) -> int:
@@ -56,9 +61,9 @@ def share_of(key: tuple) -> HostShare:
     return HostShare(index, count)
 
 
-def _hot(host_and_count, urls_per_key: int, per_host: int):
+def _hot(host_and_count, urls_per_key: int, max_keys: int):
     host, count = host_and_count
-    shards = shard_count(count, urls_per_key, per_host)
+    shards = shard_count(count, urls_per_key, max_keys)
     if shards > 1:
         yield host, shards
 
@@ -73,14 +78,14 @@ class KeyByHostShard(beam.PTransform):
     """items -> ((host, index, count), item): hot hosts spread over several keys (see module doc)."""
 
     def __init__(self, host_fn: Callable[[Any], str], url_fn: Callable[[Any], str],
-                 urls_per_key: int, per_host: int):
+                 urls_per_key: int, max_keys: int):
         super().__init__()
         self.host_fn, self.url_fn = host_fn, url_fn
-        self.urls_per_key, self.per_host = urls_per_key, per_host
+        self.urls_per_key, self.max_keys = urls_per_key, max_keys
 
     def expand(self, items):
         hot = (items
                | "HostOf" >> beam.Map(lambda item, f=self.host_fn: (f(item), 1))
                | "CountPerHost" >> beam.CombinePerKey(sum)
-               | "HotHosts" >> beam.FlatMap(_hot, self.urls_per_key, self.per_host))
+               | "HotHosts" >> beam.FlatMap(_hot, self.urls_per_key, self.max_keys))
         return items | "KeyByShard" >> beam.Map(_keyed, self.host_fn, self.url_fn, hot=beam.pvalue.AsDict(hot))

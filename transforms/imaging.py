@@ -56,14 +56,14 @@ logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 @dataclass(frozen=True)
 class ResizeSpec:
-    image_size: int = 256
-    mode: str = "border"
-    resize_only_if_bigger: bool = False
-    encode_format: str = "jpg"
-    encode_quality: int = 95
-    max_pixels: int = 89_478_485
-    resample: str = "bicubic"
-    svg: bool = False  # rasterise SVG (transforms/svg.py); off: SVG bytes are image.undecodable here
+    image_size: int  # the resize.* knobs (pipeline/config.py ResizeConfig holds the defaults)
+    mode: str
+    resize_only_if_bigger: bool
+    encode_format: str
+    encode_quality: int
+    max_pixels: int
+    resample: str
+    svg: bool  # rasterise SVG (transforms/svg.py); off: SVG bytes are image.undecodable here
 
 
 @dataclass(frozen=True)

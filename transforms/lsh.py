@@ -43,11 +43,11 @@ HASH_BITS = 64
 
 @dataclass(frozen=True)
 class LshSpec:
-    threshold: int = 8  # near-duplicates: Hamming distance <= threshold
-    rounds: int = 30  # bit permutations
-    bands: int = 3  # bands per permutation (64 / bands bits each; 2..8)
-    colour_delta: int = 20  # largest mean-colour difference (0-255) still a near-duplicate
-    seed: int = 0
+    threshold: int  # near-duplicates: Hamming distance <= threshold (dedupe.near_threshold)
+    rounds: int  # bit permutations (dedupe.near_rounds)
+    bands: int  # bands per permutation (64 / bands bits each; 2..8) (dedupe.near_bands)
+    colour_delta: int  # largest mean-colour difference (0-255) still a near-duplicate (dedupe.near_colour_delta)
+    seed: int  # of the bit permutations (not a knob: pipeline/specs.py passes 0)
 
     @property
     def tables(self) -> int:

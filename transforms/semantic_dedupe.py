@@ -43,21 +43,25 @@ from pipeline import metrics
 from pipeline.records import DropReason, Rejection, ScoredImage, pair_of
 from transforms.embeddings import decode
 
+KMEANS_ITERATIONS = 25  # faiss k-means iterations (SemanticSpec.iterations)
+KMEANS_SEED = 0  # k-means++ seeding (SemanticSpec.seed)
+
 
 @dataclass(frozen=True)
 class SemanticSpec:
-    eps: float = 0.05  # drop when cosine > 1 - eps
-    clusters: int = 64
-    sample: int = 50000  # images k-means is fitted on
-    iterations: int = 25
-    seed: int = 0
+    eps: float  # drop when cosine > 1 - eps (dedupe.semantic_eps)
+    clusters: int  # dedupe.semantic_clusters
+    sample: int  # images k-means is fitted on (dedupe.semantic_sample)
+    iterations: int  # k-means iterations (not a knob: pipeline/specs.py passes KMEANS_ITERATIONS)
+    seed: int  # k-means++ seeding (not a knob: pipeline/specs.py passes KMEANS_SEED)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
+def spherical_kmeans(x: np.ndarray, k: int, iterations: int = KMEANS_ITERATIONS,
+                     seed: int = KMEANS_SEED) -> np.ndarray:
     """``[k', d]`` unit centroids (k' = min(k, distinct rows)): faiss's spherical k-means, as
     SemDeDup fits it, with k-means++ seeding from ``seed`` (random seeding can leave two
     centroids in one true cluster). Deterministic: faiss's updates are per centroid, so reruns

@@ -65,7 +65,6 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import faults, metrics
 from pipeline.records import AltPair, DropReason, Rejection, make_key
 from transforms.list_rows import UID_COL, Unreadable, file_rows, short_path, uid_invalid
-from transforms.url_guard import MAX_URL_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +127,12 @@ def _counting_invalid_uids(rows: Iterator, path: str, uid_col: str) -> Iterator:
                     "a uid, the value left in extra", short_path(path), invalid, uid_col, example)
 
 
-def read_list_file(path: str, url_col: str = "url", caption_col: str = "caption",
-                   max_url_chars: int = MAX_URL_CHARS, uid_col: str = UID_COL) -> Iterator[AltPair | Rejection]:
+def read_list_file(path: str, url_col: str = "url", caption_col: str = "caption", *,
+                   max_url_chars: int, uid_col: str = UID_COL) -> Iterator[AltPair | Rejection]:
     """Every row of one list file as a pair or a rejection; a file that cannot be read at all is
     one ``extract.unreadable_file``, an unexpected exception one ``extract.internal_error`` (for
-    the file, or the rest of it: rows already out stay)."""
+    the file, or the rest of it: rows already out stay). ``max_url_chars``: extract.max_url_chars
+    (ExtractSpec.max_url_chars)."""
     source = source_id(path)
     try:
         yield from _counting_invalid_uids(_file_rows(path, source, url_col, caption_col, max_url_chars, uid_col),
@@ -150,7 +150,8 @@ class _ReadFileFn(beam.DoFn):
         self.uid_col = uid_col
 
     def process(self, path: str):
-        for out in read_list_file(path, self.url_col, self.caption_col, self.max_url_chars, self.uid_col):
+        for out in read_list_file(path, self.url_col, self.caption_col, max_url_chars=self.max_url_chars,
+                                  uid_col=self.uid_col):
             metrics.inc(metrics.Counter.PAIRS_EXTRACTED)
             if isinstance(out, Rejection):
                 metrics.inc_reason(DropReason(out.reason))
@@ -171,10 +172,10 @@ def expand_paths(pattern: str) -> list[str]:
 
 
 class ReadUrlList(beam.PTransform):
-    """Path/glob of URL lists -> (AltPair, Rejection)."""
+    """Path/glob of URL lists -> (AltPair, Rejection); ``max_url_chars`` is extract.max_url_chars."""
 
-    def __init__(self, pattern: str, url_col: str = "url", caption_col: str = "caption",
-                 max_url_chars: int = MAX_URL_CHARS, uid_col: str = UID_COL):
+    def __init__(self, pattern: str, url_col: str = "url", caption_col: str = "caption", *,
+                 max_url_chars: int, uid_col: str = UID_COL):
         super().__init__()
         self.paths = expand_paths(pattern)
         self.url_col, self.caption_col, self.max_url_chars = url_col, caption_col, max_url_chars

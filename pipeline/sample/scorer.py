@@ -19,21 +19,24 @@ import os
 import random
 import tempfile
 import time
+from dataclasses import replace
 from typing import Sequence
 
 from PIL import Image
 
 from pipeline import shard_format
+from pipeline.config import CurateConfig
 from pipeline.sample.scenes import caption_for, encode_jpeg, random_specs, render_scene
 from pipeline.sample.site import generate_site
-from transforms.resize import ResizeSpec, resize_image
+from pipeline.specs import resize_spec
+from transforms.resize import resize_image
 
 log = logging.getLogger(__name__)
 
 MODEL_CONFIG = "configs/models/wit-tiny.json"
 CHECKPOINT = "wit-tiny-scorer.pt"
 TRAIN_SEED = 1009  # the sample web uses seed 0: different scenes, different jitter
-SCORER_RESIZE = ResizeSpec(image_size=128, mode="border")  # as configs/sample.yaml
+SCORER_RESIZE = replace(resize_spec(CurateConfig()), image_size=128, mode="border")  # as configs/sample.yaml
 DEFAULTS = {"samples": 12000, "steps": 800, "batch_size": 128, "lr": 2e-3, "warmup_steps": 100}
 
 

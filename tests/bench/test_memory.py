@@ -5,9 +5,11 @@ import urllib.request
 
 import numpy as np
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from bench.common import SynthImageServer, url_jpeg
 from bench.memory import SIDES, check_distinct, planned_filename_drops
-from transforms.imaging import ResizeSpec, resize_image
+from transforms.imaging import resize_image
 
 
 def _stats(n: int, extra: dict) -> dict:
@@ -25,7 +27,7 @@ def test_url_jpeg_is_a_pure_function_of_the_url_and_differs_per_url():
 def test_no_two_of_300_urls_are_near_duplicates_after_the_pipelines_resize():
     # DedupeNear's test: pHash within 8 bits and every colour-signature byte within 20, at the
     # bench's image sides.
-    spec = ResizeSpec(image_size=128, mode="border")
+    spec = spec_with(resize_spec, image_size=128, mode="border")
     results = [resize_image(url_jpeg(f"/img/{i:07d}.jpg", SIDES), spec) for i in range(300)]
     hashes = np.array([int(r.phash, 16) for r in results], dtype=np.uint64)
     colours = np.array([list(bytes.fromhex(r.colour_sig)) for r in results], dtype=np.int16)

@@ -187,10 +187,10 @@ def test_curate_over_every_trigger(hosts, tmp_path, capsys, monkeypatch):
     names = _write_inputs(tmp_path, servers)
     real_fetch = fetch_mod.fetch_image
 
-    def fetch_image(client, pair):
+    def fetch_image(client, pair, svg):
         if pair.image_url.endswith("/planted-bug.jpg"):
             raise RuntimeError("planted bug on one URL")
-        return real_fetch(client, pair)
+        return real_fetch(client, pair, svg)
 
     monkeypatch.setattr(fetch_mod, "fetch_image", fetch_image)
     config = tmp_path / "hostile.yaml"

@@ -114,10 +114,10 @@ def test_curate_with_internal_errors_completes_exits_3_and_resumes(tmp_path, cap
         real_fetch, real_resize, real_verdict = fetch_mod.fetch_image, fetch_mod.resize_fetched, \
             caption_rules_mod.caption_verdict
 
-        def fetch_image(client, pair):
+        def fetch_image(client, pair, svg):
             if pair.image_url.endswith("/i4.jpg"):
                 raise RuntimeError("injected download bug")
-            return real_fetch(client, pair)
+            return real_fetch(client, pair, svg)
 
         def resize_fetched(fetched, spec, pool=None):
             if fetched.pair.image_url.endswith("/i2.jpg"):

@@ -25,23 +25,12 @@ import filters
 import transforms
 from pipeline import specs
 from pipeline.config import BASE_CONFIG, CurateConfig
-from transforms.imaging import ResizeSpec
-from transforms.lsh import LshSpec
-from transforms.semantic_dedupe import SemanticSpec
 
 # Specs whose module another helper owns while this boundary lands: each still carries defaults
 # (strict xfail: once its defaults go, the xfail fails and the entry must be deleted here).
-PENDING_SPECS = {
-    LshSpec: "transforms/lsh.py (memory work): threshold/rounds/bands/colour_delta duplicate dedupe.near_*",
-    ResizeSpec: "transforms/imaging.py (SVG work): every field duplicates a resize.* knob",
-    SemanticSpec: "transforms/semantic_dedupe.py: eps/clusters/sample duplicate dedupe.semantic_*",
-}
+PENDING_SPECS: dict = {}
 # Keyword defaults equal to a knob's default, in modules other work owns ("module.Owner.param").
-PENDING_KNOB_COPIES = {
-    "transforms.fetch.fetch_image.svg": "transforms/fetch.py fetch_image (SVG work): resize.svg, from ResizeSpec.svg",
-    "transforms.url_list.ReadUrlList.max_url_chars": "transforms/url_list.py: extract.max_url_chars",
-    "transforms.url_list.read_list_file.max_url_chars": "transforms/url_list.py: extract.max_url_chars",
-}
+PENDING_KNOB_COPIES: dict = {}
 
 
 def _adapters() -> dict:

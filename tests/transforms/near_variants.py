@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from pipeline.records import AltPair, ResizedImage
 from pipeline.sample import scenes
 from transforms.hashing import hash_resized
-from transforms.imaging import ResizeSpec, resize_image
+from transforms.imaging import resize_image
 
-SPEC = ResizeSpec(image_size=256, mode="border")
+SPEC = spec_with(resize_spec, image_size=256, mode="border")
 VARIANTS = ("reencode", "rescale", "crop", "colour")
 
 

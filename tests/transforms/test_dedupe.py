@@ -2,6 +2,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipeline.specs import lsh_spec
+from tests.default_specs import spec_with
 from tests.conftest import local_test_pipeline
 from pipeline.records import AltPair, DropReason, ResizedImage
 from transforms.dedupe import DedupeImages, DedupeUrls, split_group, url_order
@@ -57,7 +59,6 @@ from tests.conftest import counter  # noqa: E402
 import transforms.dedupe as dedupe_module  # noqa: E402
 import transforms.hot_join as hot_join  # noqa: E402
 from transforms.dedupe import DedupeNear, DedupeUrlCaptions, prefix_bits  # noqa: E402
-from transforms.lsh import LshSpec  # noqa: E402
 
 GREY, RED = "80" * 12, "f0" * 12
 BASE = 0xF0F0_F0F0_F0F0_F0F0
@@ -103,7 +104,7 @@ def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, cc_
         _hashed("d1", None),  # not hashed: passes
     ]
     p = local_test_pipeline()
-    kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("largest"), cc_rounds)
+    kept, rejected = p | beam.Create(records) | DedupeNear(spec_with(lsh_spec), SurvivorPolicy("largest"), cc_rounds)
     assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(["a2", "b1", "c1", "d1"]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail)),
                 equal_to([(k, "dedupe.image_near", "duplicate of a2 (group of 5)") for k in ("a1", "a3", "a4", "a5")]),
@@ -116,7 +117,8 @@ def test_dedupe_near_groups_transitively_and_keeps_the_policy_survivor(bits, cc_
 def test_dedupe_near_best_clip_score_on_scored_images():
     records = [_hashed("a1", BASE, score=0.2), _hashed("a2", BASE ^ 0b11, score=0.9), _hashed("a3", BASE, score=0.5)]
     with local_test_pipeline() as p:
-        kept, rejected = p | beam.Create(records) | DedupeNear(LshSpec(), SurvivorPolicy("best_clip_score"), cc_rounds=1)
+        kept, rejected = p | beam.Create(records) | DedupeNear(spec_with(lsh_spec), SurvivorPolicy("best_clip_score"),
+                                                               cc_rounds=1)
         assert_that(kept | "K" >> beam.Map(lambda r: (r.image.pair.key, r.clip_score)), equal_to([("a2", 0.9)]),
                     label="kept")
         assert_that(rejected | "R" >> beam.Map(lambda r: r.key), equal_to(["a1", "a3"]), label="rejected")
@@ -258,7 +260,7 @@ def test_caption_veto_keeps_near_duplicates_whose_captions_tell_apart(veto):
                _captioned("s1", FAR, NO, pixels=300), _captioned("s2", FAR, YES)]
     p = local_test_pipeline()
     kept, rejected = p | beam.Create(records) | DedupeNear(
-        LshSpec(), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart if veto else None)
+        spec_with(lsh_spec), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart if veto else None)
     want_kept = ["n1", "n2", "x1", "s1"] if veto else ["n1", "x1", "s1"]
     want_rejected = [("x2", "duplicate of x1 (group of 2)"), ("s2", "duplicate of s1 (group of 2)")]
     if not veto:
@@ -282,7 +284,7 @@ def test_caption_veto_on_a_hot_endpoint(salted, monkeypatch):
     records += [_captioned(f"e{i:02d}", BASE ^ (1 << i), NO if i % 2 else YES, pixels=900 - i) for i in range(40)]
     p = local_test_pipeline()
     kept, rejected = p | beam.Create(records) | DedupeNear(
-        LshSpec(), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart)
+        spec_with(lsh_spec), SurvivorPolicy("largest"), cc_rounds=2, caption_veto=captions_tell_apart)
     assert_that(kept | "K" >> beam.Map(lambda r: r.pair.key), equal_to(["hub", "e01"]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: r.detail) | beam.Distinct(),
                 equal_to(["duplicate of hub (group of 21)", "duplicate of e01 (group of 20)"]), label="details")

@@ -25,7 +25,7 @@ from filters.base import ApplyRules, first_failure, internal_reason
 from filters.caption_rules import caption_rules
 from pipeline import faults
 from pipeline.config import CurateConfig
-from pipeline.specs import caption_spec
+from pipeline.specs import caption_spec, resize_spec
 from pipeline.metrics import Counter
 from pipeline.records import (DETAIL_MAX_CHARS, AltPair, DropReason, FetchedImage, Page, PageFailure, Rejection,
                               ResizedImage, make_key)
@@ -40,7 +40,6 @@ from transforms.fetch import FetchImages, fetch_and_resize
 from transforms.fetch_scheduler import HostScheduler
 from transforms.hashing import with_hashes
 from transforms.http_client import FetchResult
-from transforms.imaging import ResizeSpec
 from transforms.sources import ReadSeeds
 from transforms.write_stats import SampleInternalErrors, build_stats
 
@@ -168,7 +167,7 @@ def test_scheduler_without_on_error_and_base_exceptions_still_raise():
 def _fake_fetch_image(bad_url: str):
     data = _jpeg()
 
-    def fetch_image(client, pair):
+    def fetch_image(client, pair, svg):
         if pair.image_url == bad_url:
             raise InjectedBug("bug in the download of one URL")
         return FetchedImage(pair=pair, data=data, final_url=pair.image_url, mime="image/jpeg")
@@ -186,7 +185,7 @@ def _raise_for(url: str, real):
 def test_fetch_and_resize_isolates_each_phase(monkeypatch):
     monkeypatch.setattr(fetch_mod, "fetch_image", _fake_fetch_image("http://h/bug-download.jpg"))
     monkeypatch.setattr(fetch_mod, "resize_fetched", _raise_for("http://h/bug-resize.jpg", fetch_mod.resize_fetched))
-    spec = ResizeSpec(image_size=16)
+    spec = spec_with(resize_spec, image_size=16)
     ok = fetch_and_resize(None, spec, _pair("ok", "http://h/ok.jpg"))
     assert isinstance(ok, ResizedImage)
     bad = fetch_and_resize(None, spec, _pair("r", "http://h/bug-resize.jpg"))
@@ -204,7 +203,8 @@ def test_fetch_images_pipeline_turns_one_bug_into_one_rejection(monkeypatch):
     pairs = [_pair(k, u) for k, u in urls.items() if k != "f"]
     p = local_test_pipeline()
     images, rejected = (p | beam.Create(pairs)
-                        | FetchImages(SETTINGS, spec_with(fetch_spec, concurrency=4, per_host=1), resize=ResizeSpec(image_size=16)))
+                        | FetchImages(SETTINGS, spec_with(fetch_spec, concurrency=4, per_host=1),
+                                      resize=spec_with(resize_spec, image_size=16)))
     assert_that(images | "Keys" >> beam.Map(lambda im: im.pair.key), equal_to(["a", "c", "d"]), label="kept")
     assert_that(rejected | "Reasons" >> beam.Map(lambda r: (r.key, r.reason, "InjectedBug" in r.detail,
                                                              "@ transforms/fetch.py:" in r.detail)),

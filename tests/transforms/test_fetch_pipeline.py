@@ -8,7 +8,7 @@ from PIL import Image
 
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason
-from pipeline.specs import client_settings, fetch_spec
+from pipeline.specs import client_settings, fetch_spec, resize_spec
 from tests.conftest import counter as _counter, local_test_pipeline
 from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
@@ -66,7 +66,6 @@ def test_fetch_images_pipeline(scripted_server):
 def test_resize_in_worker_processes_matches_resize_in_threads(scripted_server):
     from transforms.fetch import _image_pool, fetch_and_resize
     from transforms.http_client import HttpClient
-    from transforms.imaging import ResizeSpec
 
     base, routes, _hits = scripted_server
     routes["/a.jpg"] = (200, {"Content-Type": "image/jpeg"}, _image("JPEG"))
@@ -74,7 +73,7 @@ def test_resize_in_worker_processes_matches_resize_in_threads(scripted_server):
     routes["/cut.jpg"] = (200, {"Content-Type": "image/jpeg"}, _image("JPEG")[:200])  # truncated
     pairs = [AltPair(key=k, page_url=base + "/", image_url=base + p, caption="a b c d")
              for k, p in (("a", "/a.jpg"), ("b", "/b.png"), ("cut", "/cut.jpg"))]
-    spec = ResizeSpec(image_size=32, mode="border")
+    spec = spec_with(resize_spec, image_size=32, mode="border")
     client, pool = HttpClient(SETTINGS), _image_pool(2)
     try:
         in_threads = [fetch_and_resize(client, spec, pair) for pair in pairs]
@@ -104,7 +103,6 @@ def test_decode_slots_cap_how_many_threads_resize_at_once(monkeypatch):
 
     from pipeline.records import FetchedImage
     from transforms import fetch
-    from transforms.imaging import ResizeSpec
 
     lock, running, most = threading.Lock(), [0], [0]
 
@@ -118,10 +116,10 @@ def test_decode_slots_cap_how_many_threads_resize_at_once(monkeypatch):
         return fetched
 
     pair = AltPair(key="k", page_url="", image_url="http://h/x.jpg", caption="c")
-    monkeypatch.setattr(fetch, "fetch_image", lambda client, p: FetchedImage(p, b"x", p.image_url, "image/jpeg"))
+    monkeypatch.setattr(fetch, "fetch_image", lambda client, p, svg: FetchedImage(p, b"x", p.image_url, "image/jpeg"))
     monkeypatch.setattr(fetch, "resize_fetched", fake_resize)
     slots = threading.BoundedSemaphore(2)
-    threads = [threading.Thread(target=fetch.fetch_and_resize, args=(None, ResizeSpec(), pair, None, slots))
+    threads = [threading.Thread(target=fetch.fetch_and_resize, args=(None, spec_with(resize_spec), pair, None, slots))
                for _ in range(12)]
     for t in threads:
         t.start()

@@ -19,13 +19,12 @@ from PIL import Image
 
 from pipeline.records import AltPair
 from pipeline.runners import make_runner
-from pipeline.specs import client_settings, fetch_spec
+from pipeline.specs import client_settings, fetch_spec, resize_spec
 from tests.conftest import local_test_pipeline
 from tests.default_specs import spec_with
 from transforms.fetch import FetchImages
 from transforms.host_share import start_window
 from transforms.http_client import ClientSettings
-from transforms.resize import ResizeSpec
 
 # Server arrival times carry the client's send path after its start decision (the GIL, thread
 # wake-ups on both sides, a descheduled process on a busy machine): a gap may look this much
@@ -171,7 +170,7 @@ class _capture:  # noqa: N801  (a matcher; a class so that pickling keeps it poi
 def test_the_split_changes_no_output_byte(recorder):
     base, server = recorder
     pairs = _pairs(base, 24, missing=3)
-    spec = ResizeSpec(image_size=16)
+    spec = spec_with(resize_spec, image_size=16)
     for name, urls_per_key in (("whole", 1000), ("split", 5)):
         p = local_test_pipeline()
         images, rejected = p | f"Create{name}" >> beam.Create(pairs) | f"Fetch{name}" >> FetchImages(

@@ -12,13 +12,13 @@ from PIL import Image
 from pipeline.records import AltPair, ResizedImage, ScoredImage
 from pipeline.sample import scenes
 from tests.conftest import local_test_pipeline
-from pipeline.specs import lsh_spec
+from pipeline.specs import lsh_spec, resize_spec
 from tests.default_specs import spec_with
 from transforms.hashing import HashImages, colour_signature, content_box, hash_resized, phash_image, to_hex, with_hashes
-from transforms.imaging import ResizeSpec, resize_image
+from transforms.imaging import resize_image
 from transforms.lsh import near_distance
 
-SPEC = ResizeSpec(image_size=128, mode="border")
+SPEC = spec_with(resize_spec, image_size=128, mode="border")
 
 
 def _scene(w=240, h=180, seed=1, spec=None):
@@ -81,12 +81,12 @@ def test_distinct_images_are_far_and_colour_tells_recolourings_apart():
 def test_border_padding_is_cut_before_hashing():
     wide, tall = _resized(_scene(300, 150)), _resized(_scene(150, 300))
     assert content_box(wide, SPEC) == (0, 32, 128, 96) and content_box(tall, SPEC) == (32, 0, 96, 128)
-    assert content_box(wide, ResizeSpec(image_size=128, mode="center_crop")) is None
+    assert content_box(wide, spec_with(resize_spec, image_size=128, mode="center_crop")) is None
     # the same picture at two paddings: identical content, identical hash
     img = _scene(200, 150)
-    small = _resized(img, spec=ResizeSpec(image_size=128, mode="border"))
+    small = _resized(img, spec=spec_with(resize_spec, image_size=128, mode="border"))
     padded_more = _resized(img.resize((180, 135), Image.Resampling.LANCZOS),
-                           spec=ResizeSpec(image_size=128, mode="border"))
+                           spec=spec_with(resize_spec, image_size=128, mode="border"))
     assert _hamming(int(hash_resized(small, SPEC)[0], 16), int(hash_resized(padded_more, SPEC)[0], 16)) <= 2
 
 

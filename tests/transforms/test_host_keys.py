@@ -43,7 +43,7 @@ def test_shard_of_is_stable_and_in_range():
 def test_a_hot_host_yields_several_keys_and_a_small_one_keeps_one():
     urls = [f"http://hot.test/{i}.jpg" for i in range(40)] + [f"http://small.test/{i}.jpg" for i in range(3)]
     p = local_test_pipeline()
-    keyed = p | beam.Create(urls) | KeyByHostShard(_host, _url, urls_per_key=5, per_host=4)
+    keyed = p | beam.Create(urls) | KeyByHostShard(_host, _url, urls_per_key=5, max_keys=4)
     keys = keyed | "Keys" >> beam.Map(lambda kv: kv[0]) | "Distinct" >> beam.Distinct()
     assert_that(keys, equal_to([("hot.test", i, 4) for i in range(4)] + [("small.test", 0, 1)]), label="keys")
     # Every item keeps its own key: the stable hash of its URL.

@@ -23,7 +23,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from filters.image_rules import image_verdict
 from pipeline.config import CurateConfig
 from pipeline.records import AltPair, Rejection
-from pipeline.specs import image_spec
+from pipeline.specs import image_spec, resize_spec
 from pipeline.specs import client_settings, fetch_spec
 from tests.conftest import counter, local_test_pipeline
 from tests.default_specs import spec_with
@@ -33,7 +33,7 @@ from transforms.fetch import SVG_TYPES, FetchImages, fetch_and_resize
 from transforms.http_client import ClientSettings, HttpClient
 from transforms.resize import ResizeSpec
 
-SPEC = ResizeSpec(image_size=64, mode="border", max_pixels=50_000_000)
+SPEC = spec_with(resize_spec, image_size=64, mode="border", max_pixels=50_000_000)
 
 
 def _settings(exempt: str, **kw) -> ClientSettings:
@@ -281,7 +281,7 @@ def test_crawl_delay_past_the_bound_sends_nothing_but_robots():
 def test_rgba16_near_the_pixel_cap(hostile, max_pixels, expected):
     """A real 16-bit RGBA PNG at resize.max_pixels: decoded and flattened after the downscale,
     one pixel over it refused from the header. (Kept small for CI: 1.2 M pixels.)"""
-    spec = ResizeSpec(image_size=64, mode="border", max_pixels=max_pixels)
+    spec = spec_with(resize_spec, image_size=64, mode="border", max_pixels=max_pixels)
     out, elapsed = _fetch_timed(HttpClient(_settings(hostile.exempt)), hostile.base_url + "/rgba16.png", spec)
     assert _outcome(out) == expected, getattr(out, "detail", "")
     assert elapsed < 3

@@ -122,7 +122,7 @@ def test_fetch_image_reasons(scripted_server, route, reason):
     base, routes, _ = scripted_server
     routes["/x.jpg"] = route
     pair = AltPair(key="k", page_url=base + "/", image_url=base + "/x.jpg", caption="a b c d")
-    out = fetch_image(_client(retries=0), pair)
+    out = fetch_image(_client(retries=0), pair, svg=False)
     assert isinstance(out, Rejection) and out.reason == reason.value and out.key == "k"
 
 
@@ -130,16 +130,16 @@ def test_fetch_image_ok(scripted_server):
     base, routes, _ = scripted_server
     routes["/x.jpg"] = (200, {"Content-Type": "application/octet-stream"}, JPEG)
     pair = AltPair(key="k", page_url=base + "/", image_url=base + "/x.jpg", caption="a b c d")
-    out = fetch_image(_client(), pair)
+    out = fetch_image(_client(), pair, svg=False)
     assert isinstance(out, FetchedImage) and out.mime == "image/jpeg" and out.data == JPEG
 
 
 def test_connection_refused_is_classified():
     pair = AltPair(key="k", page_url="p", image_url="http://127.0.0.1:9/x.jpg", caption="a b c d")
-    out = fetch_image(_client(retries=0, respect_robots=False), pair)
+    out = fetch_image(_client(retries=0, respect_robots=False), pair, svg=False)
     assert out.reason == DropReason.FETCH_CONNECT.value
     # With robots.txt respected, the unreachable robots.txt decides first (RFC 9309: complete disallow).
-    out = fetch_image(_client(retries=0), pair)
+    out = fetch_image(_client(retries=0), pair, svg=False)
     assert out.reason == DropReason.FETCH_ROBOTS_UNAVAILABLE.value and "connect" in out.detail
 
 
@@ -276,7 +276,7 @@ def test_crawl_delay_above_the_bound_fails_at_once(scripted_server):
     assert first.failure == second.failure == hc.HOST_TOO_SLOW and "Crawl-delay 100000" in first.detail
     assert time.monotonic() - start < 2 and "/a.jpg" not in hits
     pair = AltPair(key="k", page_url=base + "/", image_url=base + "/a.jpg", caption="a b c d")
-    assert fetch_image(client, pair).reason == DropReason.FETCH_HOST_TOO_SLOW.value
+    assert fetch_image(client, pair, svg=False).reason == DropReason.FETCH_HOST_TOO_SLOW.value
     pages = crawl([base + "/a.html"], client.settings, max_depth=0, max_pages=1).results
     assert [p.reason for p in pages if isinstance(p, PageFailure)] == [DropReason.CRAWL_HOST_TOO_SLOW]
 

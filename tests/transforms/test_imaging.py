@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from PIL import Image
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from transforms import imaging
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,10 +80,13 @@ import os, resource, sys
 if os.environ.get("WIT_MUTATION"):  # the guard-mutation harness reaches into this process too
     import tests.mutation.plugin as plugin
     plugin.pytest_configure(None)
-from transforms.imaging import ResizeSpec, resize_image
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
+from transforms.imaging import resize_image
 data = open(sys.argv[1], "rb").read()
+spec = spec_with(resize_spec, image_size=256, mode="border", max_pixels=10**9)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-res = resize_image(data, ResizeSpec(image_size=256, mode="border", max_pixels=10**9))
+res = resize_image(data, spec)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(res.original_width * res.original_height * 4, (after - before) * 1024)
 """
@@ -122,7 +127,7 @@ def _camera_exif() -> Image.Exif:
 def test_exif_text_is_exifreads_printable_json():
     import json
 
-    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), imaging.ResizeSpec(image_size=32))
+    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), spec_with(resize_spec, image_size=32))
     tags = json.loads(res.exif)
     assert tags["Image Make"] == "Canon" and tags["Image Model"] == "EOS 5D"
     assert tags["Image Orientation"] == "Rotated 90 CW" and tags["EXIF ExposureTime"] == "1/60"
@@ -138,7 +143,7 @@ def test_no_exif_is_an_empty_object_without_running_exifread(monkeypatch):
     monkeypatch.setattr(imaging.exifread, "process_file", boom)
     buf = io.BytesIO()
     Image.new("RGB", (20, 20)).save(buf, format="PNG")
-    assert imaging.resize_image(buf.getvalue(), imaging.ResizeSpec(image_size=16)).exif == "{}"
+    assert imaging.resize_image(buf.getvalue(), spec_with(resize_spec, image_size=16)).exif == "{}"
 
 
 def test_exif_text_is_capped_and_stays_a_json_object():
@@ -158,7 +163,7 @@ def test_exifread_failure_is_null_not_an_image_failure(monkeypatch):
         raise struct.error("unpack requires a buffer of 4 bytes")
 
     monkeypatch.setattr(imaging.exifread, "process_file", broken)
-    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), imaging.ResizeSpec(image_size=32))
+    res = imaging.resize_image(_jpeg_with_exif(_camera_exif()), spec_with(resize_spec, image_size=32))
     assert res.exif == "" and res.width == 32
 
 
@@ -177,7 +182,7 @@ def test_corrupted_exif_blocks_never_raise(edits):
     for offset, value in edits:
         data[min(len(data) - 1, _APP1 + 6 + offset)] = value
     try:
-        res = imaging.resize_image(bytes(data), imaging.ResizeSpec(image_size=16))
+        res = imaging.resize_image(bytes(data), spec_with(resize_spec, image_size=16))
     except imaging.DecodeError:
         return
     assert res.exif == "" or isinstance(json.loads(res.exif), dict)

@@ -11,9 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.records import AltPair, Rejection
+from pipeline.specs import extract_spec
+from tests.default_specs import spec_with
 from transforms.list_rows import file_rows, parse_uid, uid_invalid
 from transforms.url_guard import MAX_URL_CHARS
 from transforms.url_list import read_list_file
+
+URL_CHARS = spec_with(extract_spec).max_url_chars  # extract.max_url_chars of the default config
 
 U1 = "0123456789abcdef0123456789abcdef"
 U2 = "00000000000000000000000000000001"  # leading zeros: read as an integer it would become 1
@@ -72,7 +76,7 @@ _ROWS = [
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "tsv", "json", "jsonl"])
 def test_uid_column_is_carried_in_every_format(tmp_path, fmt):
-    out = list(read_list_file(_write(tmp_path, fmt, _ROWS), "url", "text"))
+    out = list(read_list_file(_write(tmp_path, fmt, _ROWS), "url", "text", max_url_chars=URL_CHARS))
     assert all(isinstance(o, AltPair) for o in out)
     assert [o.uid for o in out] == [U1, U2, U3, "", ""]
     # a valid uid leaves extra (it is a field now); an invalid one stays there, nothing lost
@@ -85,7 +89,7 @@ def test_uid_column_is_carried_in_every_format(tmp_path, fmt):
 def test_csv_uids_that_look_like_numbers_stay_text(tmp_path, fmt):
     """A column of only digit uids must not be typed as a number (leading zeros, 32 digits)."""
     rows = [{"uid": u, "url": f"http://a.example/{i}.jpg", "caption": "a b c"} for i, u in enumerate([U2, U3])]
-    assert [o.uid for o in read_list_file(_write(tmp_path, fmt, rows))] == [U2, U3]
+    assert [o.uid for o in read_list_file(_write(tmp_path, fmt, rows), max_url_chars=URL_CHARS)] == [U2, U3]
 
 
 def test_datacomp_pool_layout(tmp_path):
@@ -100,7 +104,7 @@ def test_datacomp_pool_layout(tmp_path):
         "sha256": ["ab" * 32, "cd" * 32],
     })
     pq.write_table(table, tmp_path / "pool.parquet")
-    a, b = read_list_file(str(tmp_path / "pool.parquet"), "url", "text")
+    a, b = read_list_file(str(tmp_path / "pool.parquet"), "url", "text", max_url_chars=URL_CHARS)
     assert (a.uid, a.caption, b.uid) == (U1, "a red fox in the snow", U2)
     extra = dict(a.extra)
     assert sorted(extra) == ["clip_b32_similarity_score", "clip_l14_similarity_score", "face_bboxes",
@@ -110,15 +114,15 @@ def test_datacomp_pool_layout(tmp_path):
 
 def test_uid_column_name_is_configurable_and_can_be_off(tmp_path):
     path = _write(tmp_path, "jsonl", [{"id": U1, "uid": U2, "url": "http://a.example/1.jpg", "caption": "c d e"}])
-    (by_id,) = read_list_file(path, uid_col="id")
+    (by_id,) = read_list_file(path, uid_col="id", max_url_chars=URL_CHARS)
     assert by_id.uid == U1 and dict(by_id.extra) == {"uid": U2}
-    (off,) = read_list_file(path, uid_col="")
+    (off,) = read_list_file(path, uid_col="", max_url_chars=URL_CHARS)
     assert off.uid == "" and dict(off.extra) == {"id": U1, "uid": U2} and not uid_invalid(off, "")
 
 
 def test_rows_without_a_uid_column_have_no_uid(tmp_path):
     path = _write(tmp_path, "csv", [{"url": "http://a.example/1.jpg", "caption": "a b c"}])
-    (pair,) = read_list_file(path)
+    (pair,) = read_list_file(path, max_url_chars=URL_CHARS)
     assert pair.uid == "" and pair.extra == ()
 
 
@@ -126,7 +130,7 @@ def test_invalid_uids_are_counted_once_per_file_in_a_warning(tmp_path, caplog):
     rows = [{"uid": v, "url": f"http://a.example/{i}.jpg", "caption": "a b c"}
             for i, v in enumerate([U1, "xyz", 7, None, U1[:31]])]
     with caplog.at_level(logging.WARNING, logger="transforms.url_list"):
-        out = list(read_list_file(_write(tmp_path, "jsonl", rows)))
+        out = list(read_list_file(_write(tmp_path, "jsonl", rows), max_url_chars=URL_CHARS))
     assert len(out) == 5 and [o.uid for o in out] == [U1, "", "", "", ""]
     (record,) = [r for r in caplog.records if "uid" in r.getMessage()]
     assert re.search(r"3 row\(s\) with a 'uid' value that is not a 32-hex-digit uid \(e\.g\. 'xyz'\)", record.getMessage())
@@ -134,7 +138,7 @@ def test_invalid_uids_are_counted_once_per_file_in_a_warning(tmp_path, caplog):
 
 def test_a_bad_url_row_is_still_rejected_whatever_its_uid(tmp_path):
     path = _write(tmp_path, "jsonl", [{"uid": U1, "url": "ftp://a.example/1.jpg", "caption": "a b c"}])
-    (rej,) = read_list_file(path)
+    (rej,) = read_list_file(path, max_url_chars=URL_CHARS)
     assert isinstance(rej, Rejection) and rej.reason == "extract.bad_url"
 
 

@@ -5,10 +5,12 @@ import pytest
 
 from itertools import combinations, product
 
-from transforms.lsh import (LshSpec, band_positions, band_values, bucket_candidates, candidate_probability,
+from pipeline.specs import lsh_spec
+from tests.default_specs import spec_with
+from transforms.lsh import (band_positions, band_values, bucket_candidates, candidate_probability,
                             colour_close, connected_components, near_distance, table_band_values)
 
-SPEC = LshSpec()
+SPEC = spec_with(lsh_spec)
 
 
 def _planted(n=20000, dup=2000, seed=0, distances=(0, 2, 4, 6)):
@@ -27,11 +29,11 @@ def _planted(n=20000, dup=2000, seed=0, distances=(0, 2, 4, 6)):
 
 def test_band_layout_is_fixed_and_covers_every_bit_each_round():
     tables = band_positions(SPEC)
-    assert len(tables) == SPEC.tables == 90 and tables == band_positions(LshSpec())
+    assert len(tables) == SPEC.tables == 90 and tables == band_positions(spec_with(lsh_spec))
     for r in range(SPEC.rounds):
         round_bits = sorted(b for t in tables[r * 3:(r + 1) * 3] for b in t)
         assert round_bits == list(range(64))
-    assert band_positions(LshSpec(seed=1)) != tables
+    assert band_positions(spec_with(lsh_spec, seed=1)) != tables
 
 
 def test_band_values_match_bit_extraction():
@@ -91,15 +93,16 @@ def test_verification_checks_distance_and_colour():
     grey, red = [0x80] * 12, [0xF0] + [0x80] * 11
     hashes = np.array([0b1111, 0b1100, 0b1111 << 20, 0b1110], dtype=np.uint64)
     colours = np.array([grey, grey, grey, red], dtype=np.uint8)
-    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=20)) == {(0, 1)}
-    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=255)) == {(0, 1), (0, 3), (1, 3)}
+    assert _edges(hashes, colours, spec_with(lsh_spec, threshold=2, colour_delta=20)) == {(0, 1)}
+    assert _edges(hashes, colours, spec_with(lsh_spec, threshold=2, colour_delta=255)) == {(0, 1), (0, 3), (1, 3)}
     uncoloured = np.array([True, True, True, False])  # no signature: the colour guard is skipped
-    assert _edges(hashes, colours, LshSpec(threshold=2, colour_delta=20), uncoloured) == {(0, 1), (0, 3), (1, 3)}
-    spec = LshSpec(threshold=2, colour_delta=20)
+    spec = spec_with(lsh_spec, threshold=2, colour_delta=20)
+    assert _edges(hashes, colours, spec, uncoloured) == {(0, 1), (0, 3), (1, 3)}
     assert near_distance(0b1111, "80" * 12, 0b1100, "80" * 12, spec) == 2
     assert near_distance(0b1111, "80" * 12, 0b1000, "80" * 12, spec) is None  # 3 bits
     assert colour_close("80" * 12, "94" + "80" * 11, spec) and not colour_close("80" * 12, "95" + "80" * 11, spec)
-    assert colour_close("", "f0" * 12, spec) and colour_close("00" * 12, "ff" * 12, LshSpec(colour_delta=255))
+    wide = spec_with(lsh_spec, colour_delta=255)
+    assert colour_close("", "f0" * 12, spec) and colour_close("00" * 12, "ff" * 12, wide)
 
 
 def test_connected_components_root_is_smallest_member():

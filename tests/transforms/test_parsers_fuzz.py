@@ -291,4 +291,4 @@ def test_csv_lists_account_for_every_row(rows, fmt, latin1):
 def test_read_list_file_on_disk_gzipped_or_not(tmp_path_factory, fmt, data, gz):
     path = tmp_path_factory.mktemp("lists") / (f"l.{fmt}" + (".gz" if gz else ""))
     path.write_bytes(gzip.compress(data) if gz and data[:1] != b"!" else data)
-    _all_accounted(list(read_list_file(str(path))))
+    _all_accounted(list(read_list_file(str(path), max_url_chars=SPEC.max_url_chars)))

@@ -7,10 +7,12 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from pipeline.metrics import Counter
 from pipeline.records import AltPair, DropReason, FetchedImage
 from tests.conftest import counter as _counter, local_test_pipeline
-from transforms.resize import ResizeImages, ResizeSpec
+from transforms.resize import ResizeImages
 
 
 def _jpeg(w: int, h: int) -> bytes:
@@ -31,7 +33,7 @@ def test_resize_images_pipeline():
     huge = _jpeg(200, 200)  # over the max_pixels below: refused from the header
     inputs = [_fetched("good", good), _fetched("truncated", good[: len(good) // 3]),
               _fetched("empty", b""), _fetched("huge", huge)]
-    spec = ResizeSpec(image_size=64, mode="keep_ratio_largest", max_pixels=150 * 150)
+    spec = spec_with(resize_spec, image_size=64, mode="keep_ratio_largest", max_pixels=150 * 150)
     p = local_test_pipeline()
     resized, rejected = p | beam.Create(inputs) | ResizeImages(spec)
     assert_that(resized | "Resized" >> beam.Map(
@@ -63,7 +65,7 @@ def test_a_bug_on_one_archived_image_is_its_internal_error(monkeypatch):
     monkeypatch.setattr(resize_mod, "resize_fetched", buggy)
     p = local_test_pipeline()
     resized, rejected = (p | beam.Create([_fetched("ok", _jpeg(120, 80)), _fetched("bug", _jpeg(120, 80))])
-                         | ResizeImages(ResizeSpec(image_size=64)))
+                         | ResizeImages(spec_with(resize_spec, image_size=64)))
     assert_that(resized | "Keys" >> beam.Map(lambda r: r.pair.key), equal_to(["ok"]), label="Kept")
     assert_that(rejected | "Why" >> beam.Map(lambda r: (r.key, r.reason, r.detail.split(":")[0])),
                 equal_to([("bug", DropReason.IMAGE_INTERNAL.value, "ZeroDivisionError")]), label="Dropped")

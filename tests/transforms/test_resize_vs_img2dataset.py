@@ -10,8 +10,10 @@ from PIL import Image
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 resizer_mod = pytest.importorskip("img2dataset.resizer")
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from bench.common import photo_like  # noqa: E402
-from transforms.resize import ResizeSpec, resize_image  # noqa: E402
+from transforms.resize import resize_image  # noqa: E402
 
 SIZES = [(640, 480), (300, 900), (1200, 1100), (200, 120)]
 
@@ -37,7 +39,7 @@ def test_same_dimensions_and_close_pixels(mode):
     for data in _inputs():
         img_bytes, width, height, ow, oh, err = theirs(io.BytesIO(data))
         assert err is None
-        ours = resize_image(data, ResizeSpec(image_size=128, mode=mode, encode_quality=95))
+        ours = resize_image(data, spec_with(resize_spec, image_size=128, mode=mode, encode_quality=95))
         assert (ours.width, ours.height, ours.original_width, ours.original_height) == (width, height, ow, oh)
         a = np.asarray(Image.open(io.BytesIO(ours.data)).convert("RGB"))
         b = np.asarray(Image.open(io.BytesIO(img_bytes)).convert("RGB"))
@@ -111,6 +113,6 @@ def test_exif_matches_img2dataset_parquet(tmp_path):
         theirs.update({n: e for n, e, s in zip(table["name"], table["exif"], table["status"]) if s == "success"})
     assert set(theirs) == set(images)
     for name, data in images.items():
-        ours = resize_image(data, ResizeSpec(image_size=64)).exif
+        ours = resize_image(data, spec_with(resize_spec, image_size=64)).exif
         assert ours == theirs[name], name
     assert theirs["plain.jpg"] == "{}" and '"Image Make": "Canon"' in theirs["exif.jpg"]

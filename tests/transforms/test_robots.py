@@ -258,7 +258,7 @@ def test_robots_5xx_disallows_all_as_robots_unavailable(scripted_server, status)
     _robots(routes, b"", status)
     routes["/a.jpg"] = (200, {}, JPEG)
     pair = AltPair(key="k", page_url=base + "/", image_url=base + "/a.jpg", caption="a b c d")
-    out = fetch_image(_client(base), pair)
+    out = fetch_image(_client(base), pair, svg=False)
     assert out.reason == DropReason.FETCH_ROBOTS_UNAVAILABLE.value and str(status) in out.detail
     assert "/a.jpg" not in hits
 

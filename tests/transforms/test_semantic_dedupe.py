@@ -4,10 +4,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipeline.specs import semantic_spec
+from tests.default_specs import spec_with
 from filters.dedupe_policy import SurvivorPolicy
 from pipeline.records import AltPair, ResizedImage, ScoredImage
 from tests.conftest import counter, local_test_pipeline
-from transforms.semantic_dedupe import SemanticDedupe, SemanticSpec, semantic_duplicates, spherical_kmeans
+from transforms.semantic_dedupe import SemanticDedupe, semantic_duplicates, spherical_kmeans
 
 
 def _unit(v):
@@ -62,7 +64,7 @@ def test_semantic_dedupe_stage_with_policy_and_metrics():
     records = [_scored("a", [1, 0, 0, 0], 0.3), _scored("b", [1, 0.03, 0, 0], 0.9), _scored("c", [0, 1, 0, 0]),
                _scored("d", [0, 0, 1, 0]), ScoredImage(image=_scored("e", [1, 0, 0, 0]).image, clip_score=0.4)]
     p = local_test_pipeline()
-    kept, rejected = p | beam.Create(records) | SemanticDedupe(SemanticSpec(eps=0.01, clusters=3),
+    kept, rejected = p | beam.Create(records) | SemanticDedupe(spec_with(semantic_spec, eps=0.01, clusters=3),
                                                                SurvivorPolicy("best_clip_score"))
     assert_that(kept | "K" >> beam.Map(lambda s: s.image.pair.key), equal_to(["b", "c", "d", "e"]), label="kept")
     assert_that(rejected | "R" >> beam.Map(lambda r: (r.key, r.reason, r.detail.split(" (")[0])),
@@ -94,7 +96,7 @@ def test_stage_fits_on_the_same_sample_when_the_cut_applies():
 
     rng = np.random.default_rng(1)
     records = [_scored(f"{i:04x}", rng.normal(size=4)) for i in range(400)]
-    spec, policy = SemanticSpec(eps=0.03, clusters=4, sample=20), SurvivorPolicy("first_by_key")
+    spec, policy = spec_with(semantic_spec, eps=0.03, clusters=4, sample=20), SurvivorPolicy("first_by_key")
     assert sample_cut(len(records), spec.sample) < 2 ** 32  # the stage filters before Top.Smallest
     # What the stage must compute: k-means on the 20 smallest key hashes of the whole input.
     centroids = _fit(sorted((_sample_key(r), r.image.pair.key, r.image_embedding) for r in records)[:20], spec)

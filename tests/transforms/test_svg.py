@@ -12,12 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
+from pipeline.specs import resize_spec
+from tests.default_specs import spec_with
 from pipeline.records import AltPair, DropReason
 from transforms import svg
-from transforms.imaging import DecodeError, ResizeSpec, resize_image
+from transforms.imaging import DecodeError, resize_image
 
 X = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
-SPEC = ResizeSpec(image_size=64, mode="border", encode_format="png", svg=True)
+SPEC = spec_with(resize_spec, image_size=64, mode="border", encode_format="png", svg=True)
 
 
 def _svg(body: str, size: str = 'width="40" height="20"') -> bytes:
@@ -136,7 +138,8 @@ def test_render_size_is_the_target_not_the_declared_size(monkeypatch):
 
     monkeypatch.setattr(svg.POOL, "render", spy)
     data = _svg('<rect width="100%" height="100%" fill="red"/>', 'width="100000000" height="50000000"')
-    res = resize_image(data, ResizeSpec(image_size=64, mode="keep_ratio_largest", encode_format="png", svg=True))
+    res = resize_image(data, spec_with(resize_spec, image_size=64, mode="keep_ratio_largest", encode_format="png",
+                                       svg=True))
     assert asked == [(64, 32)]
     assert (res.width, res.height, res.original_width, res.original_height) == (64, 32, 100000000, 50000000)
 
@@ -147,7 +150,7 @@ def test_render_size_is_the_target_not_the_declared_size(monkeypatch):
     ("no", (30, 20), (30, 20)), ("no", (3000, 2000), (64, 43)),  # mode no: at most image_size
 ])
 def test_render_size_per_mode(mode, size, expected):
-    spec = ResizeSpec(image_size=64, mode=mode, resize_only_if_bigger=True, svg=True)
+    spec = spec_with(resize_spec, image_size=64, mode=mode, resize_only_if_bigger=True, svg=True)
     assert svg.render_size(*size, spec) == expected
 
 
@@ -191,7 +194,7 @@ def test_a_slow_render_is_stopped_at_the_timeout(monkeypatch):
                 '<rect width="256" height="256" mask="url(#m199)"/>', 'width="256" height="256"')
     start = time.perf_counter()
     with pytest.raises(DecodeError) as info:
-        resize_image(data, ResizeSpec(image_size=256, svg=True))
+        resize_image(data, spec_with(resize_spec, image_size=256, svg=True))
     assert info.value.reason == DropReason.IMAGE_SVG_REFUSED and "render over" in info.value.detail
     assert time.perf_counter() - start < 3.0
     assert resize_image(_svg("<rect width='9' height='9'/>"), SPEC).width == 64  # a fresh worker serves the next
@@ -227,7 +230,7 @@ def test_svg_without_namespace_is_rendered():
 
 def test_svg_off_leaves_svg_undecodable():
     with pytest.raises(DecodeError) as info:
-        resize_image(_svg("<rect width='9' height='9'/>"), ResizeSpec(image_size=64))
+        resize_image(_svg("<rect width='9' height='9'/>"), spec_with(resize_spec, image_size=64))
     assert info.value.reason == DropReason.IMAGE_UNDECODABLE
 
 
@@ -282,10 +285,10 @@ def test_svg_content_type_is_not_downloaded_when_svg_is_off(scripted_server):
     off = HttpClient(dataclasses.replace(settings_, refuse_types=SVG_TYPES))
     on = HttpClient(settings_)
     try:
-        rej = fetch_image(off, pair)
+        rej = fetch_image(off, pair, svg=False)
         assert rej.reason == DropReason.FETCH_SVG_DISABLED.value and "image/svg+xml" in rej.detail
         sniffed = dataclasses.replace(pair, image_url=base + "/b.svg")
-        assert fetch_image(off, sniffed).reason == DropReason.FETCH_UNSUPPORTED.value
+        assert fetch_image(off, sniffed, svg=False).reason == DropReason.FETCH_UNSUPPORTED.value
         got = fetch_image(on, pair, svg=True)
         assert got.mime == "image/svg+xml" and got.data == body
     finally:

@@ -163,7 +163,7 @@ def test_tdmrep_json_refuses_before_the_request_is_sent(scripted_server):
                            json.dumps([{"location": "/private/", "tdm-reservation": 1}]).encode())
     routes["/private/a.jpg"] = (200, {}, JPEG)
     routes["/ok.jpg"] = (200, {}, JPEG)
-    out = fetch_image(_client(base), _pair(base, "/private/a.jpg"))
+    out = fetch_image(_client(base), _pair(base, "/private/a.jpg"), svg=False)
     assert out.reason == DropReason.FETCH_TDM_RESERVED.value and "/private/" in out.detail
     assert "/private/a.jpg" not in hits
     assert _client(base).get(base + "/ok.jpg").ok
@@ -191,7 +191,7 @@ def test_tdm_reservation_header_is_decided_before_the_body(scripted_server):
                               "Content-Length": "100000000"}, JPEG)
     client = _client(base, max_bytes=200_000_000)
     start = time.monotonic()
-    out = fetch_image(client, _pair(base, "/r.jpg"))
+    out = fetch_image(client, _pair(base, "/r.jpg"), svg=False)
     assert out.reason == DropReason.FETCH_TDM_RESERVED.value and "policy.json" in out.detail
     assert time.monotonic() - start < 1.5
 

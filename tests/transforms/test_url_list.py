@@ -10,8 +10,12 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.records import AltPair, Rejection
+from pipeline.specs import extract_spec
 from tests.conftest import counter, local_test_pipeline
+from tests.default_specs import spec_with
 from transforms.url_list import ReadUrlList, UrlListError, list_format, read_list_file
+
+URL_CHARS = spec_with(extract_spec).max_url_chars  # extract.max_url_chars of the default config
 
 ROWS = [
     {"url": "http://a.test/1.jpg", "caption": "a red circle on blue", "license": "cc-by"},
@@ -45,7 +49,7 @@ def _write(tmp_path, fmt: str, gz: bool = False):
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "tsv", "json", "jsonl", "txt"])
 @pytest.mark.parametrize("gz", [False, True])
 def test_formats_round_trip(tmp_path, fmt, gz):
-    out = list(read_list_file(_write(tmp_path, fmt, gz), "url", "caption"))
+    out = list(read_list_file(_write(tmp_path, fmt, gz), "url", "caption", max_url_chars=URL_CHARS))
     pairs = [o for o in out if isinstance(o, AltPair)]
     rejected = [o for o in out if isinstance(o, Rejection)]
     assert [p.image_url for p in pairs] == ["http://a.test/1.jpg", "https://b.test/2.png"]
@@ -54,19 +58,22 @@ def test_formats_round_trip(tmp_path, fmt, gz):
         assert [p.caption for p in pairs] == ["a red circle on blue", "two green squares"]
         assert dict(pairs[0].extra)["license"] == "cc-by"
     keys = [o.key for o in out]
-    assert len(set(keys)) == 3 and keys == [o.key for o in read_list_file(_write(tmp_path, fmt, gz), "url", "caption")]
+    again = read_list_file(_write(tmp_path, fmt, gz), "url", "caption", max_url_chars=URL_CHARS)
+    assert len(set(keys)) == 3 and keys == [o.key for o in again]
 
 
 def test_column_names_are_configurable(tmp_path):
     path = tmp_path / "l.jsonl"
     path.write_text(json.dumps({"URL": "http://a.test/x.jpg", "TEXT": "a b c d"}) + "\n")
-    (pair,) = read_list_file(str(path), "URL", "TEXT")
+    (pair,) = read_list_file(str(path), "URL", "TEXT", max_url_chars=URL_CHARS)
     assert (pair.image_url, pair.caption) == ("http://a.test/x.jpg", "a b c d")
-    (rejected,) = read_list_file(str(path), "url", "caption")  # each JSON record is its own row
+    # each JSON record is its own row
+    (rejected,) = read_list_file(str(path), "url", "caption", max_url_chars=URL_CHARS)
     assert rejected.reason == "extract.bad_url" and "no 'url' field (fields: URL, TEXT)" in rejected.detail
     csv = tmp_path / "l.csv"
     csv.write_text("URL,TEXT\nhttp://a.test/x.jpg,a b c d\n")
-    (rejected,) = read_list_file(str(csv), "url", "caption")  # a table without the column: the file
+    # a table without the column: the file
+    (rejected,) = read_list_file(str(csv), "url", "caption", max_url_chars=URL_CHARS)
     assert rejected.reason == "extract.unreadable_file" and "no column 'url' (columns: URL, TEXT)" in rejected.detail
 
 
@@ -80,7 +87,7 @@ def test_read_url_list_pipeline(tmp_path):
     _write(tmp_path, "csv")
     _write(tmp_path, "jsonl")
     p = local_test_pipeline()
-    pairs, rejected = p | ReadUrlList(str(tmp_path / "list.*"))
+    pairs, rejected = p | ReadUrlList(str(tmp_path / "list.*"), max_url_chars=URL_CHARS)
     assert_that(pairs | "Urls" >> beam.Map(lambda a: a.image_url),
                 equal_to(["http://a.test/1.jpg", "https://b.test/2.png"] * 2), label="pairs")
     assert_that(rejected | "Reasons" >> beam.Map(lambda r: r.reason), equal_to(["extract.bad_url"] * 2),
@@ -105,7 +112,7 @@ BAD_ROW, UNREADABLE = DropReason.EXTRACT_BAD_ROW.value, DropReason.EXTRACT_UNREA
 def _read(tmp_path, name: str, data: bytes, **kw):
     path = tmp_path / name
     path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
-    out = list(read_list_file(str(path), "url", "caption", **kw))
+    out = list(read_list_file(str(path), "url", "caption", **{"max_url_chars": URL_CHARS, **kw}))
     return ([o for o in out if isinstance(o, AltPair)], [o for o in out if isinstance(o, Rejection)])
 
 
@@ -183,7 +190,7 @@ def test_malformed_csv_lines_are_bad_rows_and_the_rest_is_kept(tmp_path):
 
 @pytest.mark.parametrize("name,data,detail", [
     ("l.csv.gz", b"\x1f\x8b\x08\x00garbage", "cannot read the file"),
-    ("l.csv.gz", gzip.compress(b"url,caption\nhttp://a.test/1.jpg,x\n")[:25], "cannot read the file: EOFError"),
+    ("l.csv.gz", gzip.compress(b"url,caption\nhttp://a.test/1.jpg,x\n", mtime=0)[:25], "cannot read the file: EOFError"),
     ("l.parquet", b"PAR1 not really", "cannot read as parquet"),
     ("l.csv", b'"url,caption\n', "cannot read as csv"),
     ("l.csv", b"link,text\nhttp://a.test/1.jpg,one\n", "no column 'url' (columns: link, text)"),
@@ -192,7 +199,7 @@ def test_malformed_csv_lines_are_bad_rows_and_the_rest_is_kept(tmp_path):
 def test_a_file_that_cannot_be_read_is_one_rejection(tmp_path, name, data, detail):
     path = tmp_path / name
     path.write_bytes(data)
-    out = list(read_list_file(str(path), "url", "caption"))
+    out = list(read_list_file(str(path), "url", "caption", max_url_chars=URL_CHARS))
     assert [o.reason for o in out] == [UNREADABLE] and detail in out[0].detail, out
 
 
@@ -207,7 +214,7 @@ def test_no_value_is_written_as_str_of_bytes(tmp_path):
                       "caption": pa.array([b"caf\xc3\xa9", b"caf\xe9"], pa.binary()),
                       "tag": pa.array([b"x\xff", b"y"], pa.binary()), "n": [1, 2]})
     pq.write_table(table, str(tmp_path / "b.parquet"))
-    out = list(read_list_file(str(tmp_path / "b.parquet"), "url", "caption"))
+    out = list(read_list_file(str(tmp_path / "b.parquet"), "url", "caption", max_url_chars=URL_CHARS))
     assert isinstance(out[0], AltPair) and out[0].caption == "café" and dict(out[0].extra) == {"tag": "x\ufffd", "n": 1}
     assert out[1].reason == BAD_ENCODING and out[1].caption == "caf\ufffd"
     assert not any("b'" in str(v) for o in out for v in (o.image_url, o.caption))
@@ -217,11 +224,11 @@ def test_keys_come_from_the_full_path(tmp_path, monkeypatch):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "list.txt").write_text("http://a.test/1.jpg\nhttp://a.test/2.jpg\n")
-    keys_a = [o.key for o in read_list_file(str(tmp_path / "a" / "list.txt"))]
-    keys_b = [o.key for o in read_list_file(str(tmp_path / "b" / "list.txt"))]
+    keys_a = [o.key for o in read_list_file(str(tmp_path / "a" / "list.txt"), max_url_chars=URL_CHARS)]
+    keys_b = [o.key for o in read_list_file(str(tmp_path / "b" / "list.txt"), max_url_chars=URL_CHARS)]
     assert len(set(keys_a)) == 2 and not set(keys_a) & set(keys_b)
     monkeypatch.chdir(tmp_path)  # the same file named relatively: the same keys
-    assert [o.key for o in read_list_file("a/list.txt")] == keys_a
+    assert [o.key for o in read_list_file("a/list.txt", max_url_chars=URL_CHARS)] == keys_a
 
 
 @pytest.mark.parametrize("url,ok", [
@@ -264,7 +271,7 @@ def test_one_row_that_trips_a_bug_costs_that_row(tmp_path, monkeypatch):
 def test_a_file_that_trips_a_bug_costs_that_file(tmp_path, monkeypatch):
     monkeypatch.setattr(url_list, "_read_bytes", lambda path: (_ for _ in ()).throw(RuntimeError("disk")))
     (tmp_path / "l.txt").write_text("http://a.test/0.jpg\n")
-    out = list(read_list_file(str(tmp_path / "l.txt")))
+    out = list(read_list_file(str(tmp_path / "l.txt"), max_url_chars=URL_CHARS))
     assert [o.reason for o in out] == ["extract.internal_error"] and "RuntimeError: disk" in out[0].detail
 
 
@@ -272,7 +279,7 @@ def test_pipeline_counts_every_row_and_file(tmp_path):
     (tmp_path / "good.csv").write_bytes(b"url,caption\nhttp://a.test/1.jpg,caf\xe9\nhttp://a.test/\xe9.jpg,x\n")
     (tmp_path / "bad.json").write_bytes(b'{"not": "a list"}')
     p = local_test_pipeline()
-    pairs, rejected = p | ReadUrlList(str(tmp_path / "*"))
+    pairs, rejected = p | ReadUrlList(str(tmp_path / "*"), max_url_chars=URL_CHARS)
     assert_that(pairs | "Captions" >> beam.Map(lambda a: a.caption), equal_to(["caf\ufffd"]), label="pairs")
     assert_that(rejected | "Reasons" >> beam.Map(lambda r: r.reason), equal_to([BAD_ENCODING, UNREADABLE]),
                 label="rejected")
