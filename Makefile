@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	PYTHONDONTWRITEBYTECODE= $(PY) -m compileall -q pipeline transforms filters trainer bench > /dev/null
 	touch $@
 
+# One pytest worker per usable core (pytest-xdist); tests that share a module fixture of
+# subprocesses carry an xdist_group mark and run on one worker (--dist loadgroup).
 test: venv
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadgroup
 
 demo: venv
 	$(VENV)/bin/wit demo --output demo_output
