@@ -21,10 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	PYTHONDONTWRITEBYTECODE= $(PY) -m compileall -q pipeline transforms filters trainer bench > /dev/null
 	touch $@
 
-# One pytest worker per usable core (pytest-xdist); tests that share a module fixture of
-# subprocesses carry an xdist_group mark and run on one worker (--dist loadgroup).
+# One pytest worker per usable core (pytest-xdist), a test file at a time on one worker
+# (--dist loadfile): tests/test_guard_mutations.py's module fixture starts the subprocesses of
+# every selected guard, so a file split over two workers would run them twice. (xdist_group /
+# --dist loadgroup do nothing with pytest 9.2 + xdist 3.8.0: the group suffix is never added.)
 test: venv
-	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadfile
 
 demo: venv
 	$(VENV)/bin/wit demo --output demo_output

@@ -16,10 +16,6 @@ import pytest
 
 from tests.mutation.registry import all_guards, resolve
 
-# Under pytest-xdist (make test: -n auto --dist loadgroup) every guard test runs on one worker: the
-# module fixture starts the subprocesses of all selected guards, so a second worker would run them again.
-pytestmark = pytest.mark.xdist_group("guard-mutations")
-
 ROOT = Path(__file__).resolve().parent.parent
 GUARDS = all_guards()
 _TEST = "test_guard_tests_fail_with_the_guard_off"
