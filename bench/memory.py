@@ -71,6 +71,14 @@ and with the dedupe joins packed too, 96-192 px images, side by side, load ~2-5:
   (1935 MB), the writers ~+100 MB. Next suspects: the N-element joins left (SameSignature holds
   every signature twice, JoinRanks every rank, JoinDrops every packed record) and ScoreClip's
   batching group (transforms/score.py).
+Measured 2026-12-02 evening, with ScoreClip's batching group packed and a hot host fetched over
+one key per local process (fetch.max_keys_per_host: 0), both sizes side by side under load 3-10
+(a test suite and other benches running): 10k 266 s, peak 1354 MB; 100k 1586 s, peak 1860 MB:
+100k / 10k 1.37 -- MISSED. Both peaks fell (1522 -> 1354, 2031 -> 1860 MB) but the growth did
+not: 5.6 KB per pair, as before. Per-stage RSS at 10k and 40k (FnApiRunner._execute_bundle
+wrapped, RSS and mallinfo2 after each bundle): the peak is the ScoreClip stage (+176 MB at 10k,
++217 MB at 40k), which holds the batching group's output, RunInference, and the writers' packed
+rows and ListBuffers at once; after it, glibc held ~480 MB freed but not returned at 40k.
 At 10k the peak is the fetch (1450 MB within 80 s, and higher the faster the loopback host
 answers), so it is not a fixed base: growth per pair is the figure to watch.
 """
