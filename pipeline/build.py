@@ -115,7 +115,7 @@ def _flatten(p: beam.Pipeline, pcolls: list, label: str):
     return tuple(pcolls) | f"All{label}" >> beam.Flatten()
 
 
-def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Sources:
+def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, local_workers: Optional[int]) -> _Sources:
     """Pages (crawled, archived) through ExtractAltText, plus listed and WAT pairs, from every input."""
     pages, failures, sources, unusable, values, archived = [], [], [], [], [], None
     spec = extract_spec(cfg)
@@ -123,7 +123,7 @@ def _read_inputs(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs) -> _Source
         seeds, seed_failures = p | "ReadSeeds" >> ReadSeeds(inputs.seeds_file, inputs.seed_urls, with_failures=True)
         failures.append(seed_failures)
         page_client = client_settings(cfg)  # a worker fetches up to fetch.concurrency pages over many hosts
-        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(crawl_spec(cfg), page_client)
+        crawled, crawl_failures = seeds | "FetchPages" >> FetchPages(crawl_spec(cfg, local_workers), page_client)
         pages.append(crawled)
         failures.append(crawl_failures)
     if inputs.warc:
@@ -168,10 +168,11 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
     return pairs
 
 
-def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False) -> beam.PTransform:
+def fetch_stage(cfg: CurateConfig, output_dir: str, resume: bool = False,
+                local_workers: Optional[int] = None) -> beam.PTransform:
     """FetchImages; with output.checkpoint its outcomes are saved under OUT/_work/fetched as they
     come, and ``resume`` reuses them (transforms/checkpoint.py)."""
-    fetch = FetchImages(client_settings(cfg), fetch_spec(cfg), resize=resize_spec(cfg),
+    fetch = FetchImages(client_settings(cfg), fetch_spec(cfg, local_workers), resize=resize_spec(cfg),
                         spill_dir=spill_dir(cfg, output_dir))
     if not cfg.output.checkpoint:
         return fetch
@@ -263,11 +264,12 @@ def threshold_and_dedupe(scored, cfg: CurateConfig, rejected: dict, policy: Surv
 
 
 def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_dir: str,
-                   score_handler=None, resume: bool = False) -> None:
+                   score_handler=None, resume: bool = False, local_workers: Optional[int] = None) -> None:
     """Add the curation graph to ``p``. ``score_handler`` replaces the open_clip one (tests);
-    ``resume`` reuses the fetch outcomes a killed run saved in ``output_dir``."""
+    ``resume`` reuses the fetch outcomes a killed run saved in ``output_dir``; ``local_workers``:
+    a local run's worker count, the keys per hot host when ``fetch.max_keys_per_host`` is 0."""
     rejected = {}
-    src = _read_inputs(p, cfg, inputs)
+    src = _read_inputs(p, cfg, inputs, local_workers)
     rejected["ExtractAltText"], values = src.unusable, list(src.values)
     pairs = _apply_blocklists(src.extracted, cfg, rejected)
     pairs = _caption_stages(pairs, cfg, rejected)
@@ -279,7 +281,7 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         pairs, rejected["BalanceByMetadata"], balanced = pairs | "BalanceByMetadata" >> BalanceByMetadata(
             balance_spec(cfg))
         values.append(balanced)
-    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume),
+    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume, local_workers),
                            spill_dir(cfg, output_dir))
     fetched = images  # every downloaded image: the thumbnails of later drops (write_outputs)
     images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(  # + a short caption needs a picture

@@ -30,7 +30,7 @@ from pipeline import preflight, shard_format
 from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
 from pipeline.progress import progress_for
-from pipeline.runners import LOCAL_RUNNER_NAMES, make_options, make_runner, with_local_keys
+from pipeline.runners import LOCAL_RUNNER_NAMES, local_workers, make_options, make_runner
 from transforms.checkpoint import FETCHED, WORK_DIR, work_dir
 from transforms.embeddings import EMBEDDINGS_DIR
 from transforms.url_list import expand_paths
@@ -172,16 +172,15 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     prepare_output(output_dir, overwrite, resume)
     write_atomically(FileSystems.join(output_dir, shard_format.RUN_CONFIG_FILE),
                      dump_yaml(cfg).encode("utf-8"))
+    workers = local_workers(options)  # before make_runner too (None: not a local run)
     runner_text = runner_name(options)  # before make_runner, which clears the local runner's name
     runner = make_runner(options)
     started, start = datetime.now(timezone.utc), time.monotonic()
     # The pipeline runs when its `with` exits, inside the progress reporter's.
     with progress_for(options, local=runner is not None, enabled=show_progress), \
             beam.Pipeline(runner=runner, options=options) as p:
-        # run_config.yaml keeps fetch.max_keys_per_host as given (0: from the runner): the outputs do
-        # not depend on how many keys a host was fetched over
-        build_pipeline(p, with_local_keys(cfg, options), inputs, output_dir, score_handler=score_handler,
-                       resume=resume)
+        build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler, resume=resume,
+                       local_workers=workers)
     duration = time.monotonic() - start
     log.info("pipeline finished in %.1fs", duration)
     write_run_info(output_dir, run_info(cfg, started, duration, runner_text))

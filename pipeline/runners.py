@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from typing import Optional, Sequence
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions, StandardOptions
-
-from pipeline.config import CurateConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +74,3 @@ def local_workers(options: PipelineOptions) -> Optional[int]:
         return 1
     return workers if workers > 0 else (os.cpu_count() or 1)
 
-
-def with_local_keys(cfg: CurateConfig, options: PipelineOptions) -> CurateConfig:
-    """``cfg`` with ``fetch.max_keys_per_host: 0`` resolved to the local run's worker count: on one
-    process a hot host is one key with its whole politeness budget (transforms/host_keys.py says
-    why more keys there only slow it down). Other runners and explicit values: ``cfg`` unchanged."""
-    workers = local_workers(options)
-    if cfg.fetch.max_keys_per_host or workers is None:
-        return cfg
-    return replace(cfg, fetch=replace(cfg.fetch, max_keys_per_host=workers))

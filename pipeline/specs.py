@@ -83,28 +83,29 @@ def client_settings(cfg: CurateConfig, pool_size: Optional[int] = None) -> Clien
     )
 
 
-def _max_keys(cfg: CurateConfig, per_host: int) -> int:
-    """``fetch.max_keys_per_host``, or ``per_host`` where it is 0 and nothing resolved it from the runner
-    (pipeline/run.py does for local runs: pipeline/runners.local_workers)."""
-    return cfg.fetch.max_keys_per_host or per_host
+def _max_keys(cfg: CurateConfig, per_host: int, local_workers: Optional[int]) -> int:
+    """``fetch.max_keys_per_host``; at 0, the local run's worker count (pipeline/runners.local_workers,
+    passed by pipeline/run.py), or ``per_host`` on any other runner. Not written back into the config:
+    the outputs, and so the config hash, do not depend on it."""
+    return cfg.fetch.max_keys_per_host or local_workers or per_host
 
 
-def fetch_spec(cfg: CurateConfig) -> FetchSpec:
+def fetch_spec(cfg: CurateConfig, local_workers: Optional[int] = None) -> FetchSpec:
     """FetchSpec from ``fetch.concurrency``, ``fetch.per_host_concurrency``, ``fetch.urls_per_key`` and
     ``resize.processes``."""
     return FetchSpec(concurrency=cfg.fetch.concurrency, per_host=cfg.fetch.per_host_concurrency,
                      processes=cfg.resize.processes, urls_per_key=cfg.fetch.urls_per_key,
-                     max_keys=_max_keys(cfg, cfg.fetch.per_host_concurrency))
+                     max_keys=_max_keys(cfg, cfg.fetch.per_host_concurrency, local_workers))
 
 
 # --- crawl (transforms/crawl_frontier.py) ---
-def crawl_spec(cfg: CurateConfig) -> CrawlSpec:
+def crawl_spec(cfg: CurateConfig, local_workers: Optional[int] = None) -> CrawlSpec:
     """CrawlSpec from ``crawl`` and the worker-wide ``fetch.concurrency`` / ``fetch.urls_per_key``."""
     c = cfg.crawl
     return CrawlSpec(max_depth=c.max_depth, max_pages=c.max_pages, same_host=c.same_host,
                      concurrency=c.concurrency, max_page_bytes=c.max_page_bytes, canonical=c.canonical,
                      duplicate_content=c.duplicate_content, worker_concurrency=cfg.fetch.concurrency,
-                     urls_per_key=cfg.fetch.urls_per_key, max_keys=_max_keys(cfg, c.concurrency))
+                     urls_per_key=cfg.fetch.urls_per_key, max_keys=_max_keys(cfg, c.concurrency, local_workers))
 
 
 # --- extract (transforms/extract_alt_text.py) ---
