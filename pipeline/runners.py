@@ -73,4 +73,3 @@ def local_workers(options: PipelineOptions) -> Optional[int]:
     if workers is None:
         return 1
     return workers if workers > 0 else (os.cpu_count() or 1)
-
