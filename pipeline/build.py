@@ -163,8 +163,9 @@ def _caption_stages(extracted, cfg: CurateConfig, rejected: dict):
     pairs, rejected["CaptionRules"] = extracted | "CaptionRules" >> ApplyRules(caption_rules(caption_spec(cfg)))
     if cfg.license.allow:
         pairs, rejected["LicenseRules"] = pairs | "LicenseRules" >> ApplyRules(license_rules(license_allow(cfg)))
-    if boilerplate_max_images(cfg):
-        pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(boilerplate_max_images(cfg))
+    max_images = boilerplate_max_images(cfg)
+    if max_images:
+        pairs, rejected["DropBoilerplate"] = pairs | "DropBoilerplate" >> DropBoilerplate(max_images)
     return pairs
 
 
@@ -281,8 +282,8 @@ def build_pipeline(p: beam.Pipeline, cfg: CurateConfig, inputs: Inputs, output_d
         pairs, rejected["BalanceByMetadata"], balanced = pairs | "BalanceByMetadata" >> BalanceByMetadata(
             balance_spec(cfg))
         values.append(balanced)
-    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch_stage(cfg, output_dir, resume, local_workers),
-                           spill_dir(cfg, output_dir))
+    fetch = fetch_stage(cfg, output_dir, resume, local_workers)
+    images = _fetch_images(pairs, src.archived_images, cfg, rejected, values, fetch, spill_dir(cfg, output_dir))
     fetched = images  # every downloaded image: the thumbnails of later drops (write_outputs)
     images, rejected["ImageRules"] = images | "ImageRules" >> ApplyRules(  # + a short caption needs a picture
         image_rules(image_spec(cfg)) + short_caption_rules(caption_spec(cfg)))

@@ -91,8 +91,8 @@ def _max_keys(cfg: CurateConfig, per_host: int, local_workers: Optional[int]) ->
 
 
 def fetch_spec(cfg: CurateConfig, local_workers: Optional[int] = None) -> FetchSpec:
-    """FetchSpec from ``fetch.concurrency``, ``fetch.per_host_concurrency``, ``fetch.urls_per_key`` and
-    ``resize.processes``."""
+    """FetchSpec from ``fetch.concurrency``, ``fetch.per_host_concurrency``, ``fetch.urls_per_key``,
+    ``fetch.max_keys_per_host`` (0: ``local_workers``, see ``_max_keys``) and ``resize.processes``."""
     return FetchSpec(concurrency=cfg.fetch.concurrency, per_host=cfg.fetch.per_host_concurrency,
                      processes=cfg.resize.processes, urls_per_key=cfg.fetch.urls_per_key,
                      max_keys=_max_keys(cfg, cfg.fetch.per_host_concurrency, local_workers))
