@@ -81,6 +81,13 @@ wrapped, RSS and mallinfo2 after each bundle): the peak is the ScoreClip stage (
 rows and ListBuffers at once; after it, glibc held ~480 MB freed but not returned at 40k.
 At 10k the peak is the fetch (1450 MB within 80 s, and higher the faster the loopback host
 answers), so it is not a fixed base: growth per pair is the figure to watch.
+Measured 2026-12-02 night, after logging mallinfo2 and every live runner buffer per bundle (the
+buffers stayed under 30 MB at 40k: the growth was glibc's free-but-held heap, 407 MB at the end
+of a 40k run, 148 MB already before ScoreClip) and adding pipeline/malloc_tuning.py (2 arenas,
+fixed 128 KB mmap and trim thresholds: 40 MB held at 40k; 40k peak 1567 -> 1420 MB), both sizes
+side by side beside a full test-suite run: 10k 273 s, peak 1274 MB; 100k 1525 s, peak 1623 MB:
+100k / 10k 1.27 -- met (~3.9 KB per pair of growth, from 5.6). Every stage saw every pair
+(95,000 kept, the 5,000 planned caption.filename drops).
 """
 
 from __future__ import annotations
