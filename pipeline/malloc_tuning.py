@@ -64,5 +64,5 @@ def tune_malloc(environ=os.environ) -> dict:
         environ[name] = str(value)
         applied[name] = value
     if applied:
-        log.debug("malloc tuned for a long local run: %s", applied)
+        log.info("glibc malloc tuned for a long local run (%s=0 to keep the defaults): %s", OPT_OUT, applied)
     return applied
