@@ -31,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import shard_format
 from pipeline.build_refilter import RefilterPlan, build_refilter
 from pipeline.config import ConfigError, CurateConfig, dump_yaml, from_dict, with_overrides
-from pipeline.malloc_tuning import tune_malloc
+from pipeline.malloc_tuning import malloc_tuned
 from pipeline.run import OutputExists, prepare_output, read_stats
 from pipeline.runners import make_options, make_runner
 from transforms.embeddings import EMBEDDINGS_DIR
@@ -126,9 +126,7 @@ def run_refilter(source_dir: str, output_dir: str, request: RefilterRequest, bea
     options = make_options(beam_args)
     start = time.monotonic()
     runner = make_runner(options)
-    if runner is not None:
-        tune_malloc()  # pipeline/malloc_tuning.py: freed memory goes back to the OS
-    with beam.Pipeline(runner=runner, options=options) as p:
+    with malloc_tuned(enabled=runner is not None), beam.Pipeline(runner=runner, options=options) as p:
         build_refilter(p, cfg, plan, output_dir)
     new_stats = read_stats(output_dir)
     log.info("refilter finished in %.1fs (%d embeddings files copied): kept %d of %d",

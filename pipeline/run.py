@@ -29,7 +29,7 @@ from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from pipeline import preflight, shard_format
 from pipeline.build import Inputs, build_pipeline
 from pipeline.config import CONFIG_DIR, ConfigError, CurateConfig, dump_yaml, with_overrides
-from pipeline.malloc_tuning import tune_malloc
+from pipeline.malloc_tuning import malloc_tuned
 from pipeline.progress import progress_for
 from pipeline.runners import LOCAL_RUNNER_NAMES, local_workers, make_options, make_runner
 from transforms.checkpoint import FETCHED, WORK_DIR, work_dir
@@ -176,11 +176,11 @@ def run_curation(cfg: CurateConfig, inputs: Inputs, output_dir: str, beam_args: 
     workers = local_workers(options)  # before make_runner too (None: not a local run)
     runner_text = runner_name(options)  # before make_runner, which clears the local runner's name
     runner = make_runner(options)
-    if runner is not None:  # one long local process (and its SDK workers): freed memory goes back
-        tune_malloc()
     started, start = datetime.now(timezone.utc), time.monotonic()
-    # The pipeline runs when its `with` exits, inside the progress reporter's.
-    with progress_for(options, local=runner is not None, enabled=show_progress), \
+    # The pipeline runs when its `with` exits, inside the progress reporter's; a local run (one long
+    # process and its SDK workers) gives freed memory back to the OS (pipeline/malloc_tuning.py).
+    with malloc_tuned(enabled=runner is not None), \
+            progress_for(options, local=runner is not None, enabled=show_progress), \
             beam.Pipeline(runner=runner, options=options) as p:
         build_pipeline(p, cfg, inputs, output_dir, score_handler=score_handler, resume=resume,
                        local_workers=workers)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.malloc_tuning import OPT_OUT, SETTINGS, _glibc, tune_malloc
+from pipeline.malloc_tuning import OPT_OUT, SETTINGS, _glibc, malloc_tuned, tune_malloc
 
 glibc_only = pytest.mark.skipif(_glibc() is None, reason="glibc malloc settings (Linux only)")
 
@@ -70,3 +70,13 @@ def test_a_setting_the_user_exported_is_left_alone():
 def test_opt_out_changes_nothing():
     environ = {OPT_OUT: "0"}
     assert tune_malloc(environ) == {} and environ == {OPT_OUT: "0"}
+
+
+@glibc_only
+def test_the_settings_last_only_for_the_block():
+    environ = {"PATH": "/bin"}
+    with malloc_tuned(environ=environ) as applied:
+        assert applied and all(environ[name] == str(value) for name, value in applied.items())
+    assert environ == {"PATH": "/bin"}  # later child processes (the trainer's) get glibc's defaults
+    with malloc_tuned(enabled=False, environ=environ) as applied:
+        assert applied == {} and environ == {"PATH": "/bin"}
